@@ -1,0 +1,116 @@
+# Makefile: builds libpgsqlite-bridge.a, the pgsqlite-bridge binary, the
+# Criterion test binaries, the libFuzzer target and the benchmark.
+#   make              build/pgsqlite-bridge
+#   make test         unit + integration tests against a throwaway Postgres
+#   make asan         the same under AddressSanitizer and UBSan
+#   make fuzz         run the decoder fuzzer (clang, libFuzzer) for FUZZ_SECONDS
+#   make bench        throughput and memory benchmark against pg_recvlogical
+#   make install      PREFIX=/usr/local DESTDIR=
+# Switches: WERROR=0 to drop -Werror, SANITIZER=address,undefined, BUILD=dir.
+
+PREFIX     ?= /usr/local
+BUILD      ?= build
+WERROR     ?= 1
+SANITIZER  ?=
+FUZZ_SECONDS ?= 60
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+
+PKGS       := libpq sqlite3 inih libcjson
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS))
+# Debian's libev ships no .pc file: fall back to -lev.
+EV_CFLAGS  := $(shell $(PKG_CONFIG) --cflags libev 2>/dev/null)
+EV_LIBS    := $(shell $(PKG_CONFIG) --libs libev 2>/dev/null || echo -lev)
+CRIT_CFLAGS := $(shell $(PKG_CONFIG) --cflags criterion 2>/dev/null)
+CRIT_LIBS  := $(shell $(PKG_CONFIG) --libs criterion 2>/dev/null || echo -lcriterion)
+
+# Our flags, kept apart from the user's CFLAGS.
+PROJ_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wshadow -Wpointer-arith \
+	-Wmissing-prototypes -Wstrict-prototypes -Wvla -g -MMD -MP
+ifeq ($(WERROR),1)
+PROJ_CFLAGS += -Werror
+endif
+ifneq ($(SANITIZER),)
+PROJ_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+PROJ_LDFLAGS += -fsanitize=$(SANITIZER)
+OPT ?= -O1
+else
+OPT ?= -O2
+endif
+
+ALL_CFLAGS  = $(PROJ_CFLAGS) $(OPT) $(PKG_CFLAGS) $(EV_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(PROJ_LDFLAGS) $(LDFLAGS)
+LIBS        = $(PKG_LIBS) $(EV_LIBS) -lm
+
+LIB_SRCS   := $(wildcard config/*.c decoder/*.c sqlite-side/*.c) \
+	$(filter-out bridge/main.c,$(wildcard bridge/*.c))
+LIB_OBJS   := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB        := $(BUILD)/libpgsqlite-bridge.a
+BIN        := $(BUILD)/pgsqlite-bridge
+
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+INTEG_SRCS := $(wildcard tests/integ/*.c) $(wildcard tests/support/*.c)
+UNIT_BIN   := $(BUILD)/test-unit
+INTEG_BIN  := $(BUILD)/test-integ
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BIN  := $(BUILD)/bench-feed
+
+.PHONY: all test unit integ asan fuzz bench install clean format
+all: $(BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BIN): $(BUILD)/obj/bridge/main.o $(LIB)
+	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) -o $@
+
+$(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) $(CRIT_LIBS) -o $@
+
+$(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) $(CRIT_LIBS) -o $@
+
+$(BENCH_BIN): $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
+	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) -o $@
+
+unit: $(UNIT_BIN)
+	$(UNIT_BIN)
+
+# The test command of the README: unit tests, then integration tests
+# against a throwaway PostgreSQL 15 cluster that tests/run.sh starts and stops.
+test: $(BIN) $(UNIT_BIN) $(INTEG_BIN)
+	BUILD=$(BUILD) tests/run.sh
+
+asan:
+	$(MAKE) BUILD=build-asan SANITIZER=address,undefined test
+
+fuzz:
+	@mkdir -p $(BUILD)/fuzz-corpus
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		tests/fuzz/fuzz_dec.c decoder/dec.c -o $(BUILD)/fuzz-dec
+	$(BUILD)/fuzz-dec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
+		$(BUILD)/fuzz-corpus tests/fixtures
+
+bench: $(BIN) $(BENCH_BIN)
+	BUILD=$(BUILD) tests/bench/run.sh
+
+install: $(BIN)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/pgsqlite-bridge
+	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/pgsqlite-bridge
+	install -m 644 $(LIB) $(DESTDIR)$(PREFIX)/lib/libpgsqlite-bridge.a
+	install -m 644 bridge/pgsqlite_bridge.h $(DESTDIR)$(PREFIX)/include/pgsqlite-bridge/
+
+format:
+	clang-format -i $(wildcard */*.c */*.h tests/*/*.c tests/*/*.h)
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
