@@ -53,10 +53,8 @@ UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integ/*.c) $(wildcard tests/support/*.c)
 UNIT_BIN   := $(BUILD)/test-unit
 INTEG_BIN  := $(BUILD)/test-integ
-BENCH_SRCS := $(wildcard tests/bench/*.c)
-BENCH_BIN  := $(BUILD)/bench-feed
 
-.PHONY: all test unit integ asan fuzz bench install clean format
+.PHONY: all deps test test-suite unit asan fuzz bench demo install clean format
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -77,19 +75,29 @@ $(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 $(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) $(CRIT_LIBS) -o $@
 
-$(BENCH_BIN): $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
-	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) -o $@
-
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
+# Installs missing Debian packages (a no-op when all are there).
+deps:
+	@tests/deps.sh
+
 # The test command of the README: unit tests, then integration tests
-# against a throwaway PostgreSQL 15 cluster that tests/run.sh starts and stops.
-test: $(BIN) $(UNIT_BIN) $(INTEG_BIN)
+# against a throwaway PostgreSQL 15 cluster that tests/run.sh starts and
+# stops.  A second make, so pkg-config runs after deps installed things.
+test: deps
+	$(MAKE) test-suite
+
+test-suite: $(BIN) $(UNIT_BIN) $(INTEG_BIN)
 	BUILD=$(BUILD) tests/run.sh
 
-asan:
-	$(MAKE) BUILD=build-asan SANITIZER=address,undefined test
+asan: deps
+	$(MAKE) BUILD=build-asan SANITIZER=address,undefined test-suite
+
+# The README's example: a throwaway Postgres, a SQLite file, the bridge.
+demo: deps
+	$(MAKE) all
+	BUILD=$(BUILD) tests/demo.sh
 
 fuzz:
 	@mkdir -p $(BUILD)/fuzz-corpus
@@ -98,7 +106,8 @@ fuzz:
 	$(BUILD)/fuzz-dec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		$(BUILD)/fuzz-corpus tests/fixtures
 
-bench: $(BIN) $(BENCH_BIN)
+bench: deps
+	$(MAKE) all
 	BUILD=$(BUILD) tests/bench/run.sh
 
 install: $(BIN)

@@ -1,0 +1,145 @@
+/* br.h: internals shared by the bridge's modules: struct pgsb (one bridge),
+ * the synced-table list, the replication stream's state, and the functions
+ * each module offers the others. */
+#ifndef PGSB_BR_H
+#define PGSB_BR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <signal.h>
+
+#include <ev.h>
+#include <libpq-fe.h>
+
+#include "../config/cfg.h"
+#include "../decoder/dec.h"
+#include "../sqlite-side/sl.h"
+#include "pgsqlite_bridge.h"
+
+/* A synced table, resolved against the Postgres catalogue. */
+struct br_table {
+	char *schema;
+	char *name;
+	char local[256];               /* its name in SQLite */
+	enum cfg_direction direction;  /* effective */
+	bool skip;
+};
+
+/* States of the replication connection. */
+enum repl_state {
+	REPL_IDLE,      /* not connected; the tick timer decides when to try */
+	REPL_STREAMING, /* START_REPLICATION accepted: in COPY BOTH, consuming */
+	REPL_STOPPING,  /* CopyDone sent after a stop or a reached target */
+};
+
+/* The replication stream and what it has applied. LSNs are commit end LSNs
+ * unless said otherwise. */
+struct repl {
+	PGconn *conn;
+	enum repl_state state;
+	ev_io io;                 /* readable on the connection's socket */
+	ev_idle more;             /* continue draining after a bounded batch */
+	uint64_t received_lsn;    /* highest WAL position received (write) */
+	uint64_t committed_lsn;   /* last transaction durably committed to SQLite */
+	uint64_t ack_lsn;         /* reported as flushed: committed, or an idle keepalive's */
+	uint64_t pending_lsn;     /* last transaction applied in the open SQLite transaction */
+	uint64_t target_lsn;      /* stop once reached (sync); 0 = stream until stopped */
+	uint64_t server_lsn;      /* server's WAL flush position at connect */
+	bool target_reached;
+	bool target_nudged;       /* a heartbeat was emitted to carry the stream past the target */
+	int64_t started_us;       /* when streaming started */
+	bool in_xact;             /* between a B and its C */
+	bool skipping;            /* the transaction in hand was applied before a restart */
+	int64_t last_feedback_us; /* when the last standby status update was sent */
+	int64_t last_reply_req_us;/* when we last asked the server for a keepalive */
+	int64_t last_recv_us;     /* when the last message arrived */
+	int64_t batch_start_us;   /* when the open SQLite transaction began */
+	uint64_t batch_rows;      /* rows in the open SQLite transaction */
+	uint64_t batch_xacts;     /* Postgres transactions in it */
+	int backoff_ms;           /* next reconnect delay */
+	int64_t next_attempt_us;  /* no reconnect before this */
+	bool ever_connected;
+	bool offline_reported;
+};
+
+/* Totals for a sync summary. */
+struct br_stats {
+	uint64_t rows;
+	uint64_t xacts;
+	int64_t started_us;
+};
+
+struct pgsb {
+	struct cfg *cfg;
+	struct sl_db *db;
+	struct dec_parser dec;
+	struct br_table *tables;
+	size_t ntables;
+	struct ev_loop *loop;
+	ev_timer tick;            /* once a second: feedback, reconnect, heartbeat */
+	ev_signal sig_term, sig_int, sig_usr1, sig_hup;
+	pgsb_event_fn event_fn;
+	void *event_arg;
+	struct repl repl;
+	struct br_stats stats;
+	volatile sig_atomic_t stop_requested;
+	volatile sig_atomic_t sync_requested;
+	bool stopping;            /* loop exit wanted once the transaction in hand is done */
+	bool one_shot;            /* `sync`: one session up to the server's position, then exit */
+	bool session_active;      /* a session (sync up to a target) is under way */
+	int64_t next_session_us;  /* periodic / on-reconnect: next session not before this */
+	int64_t last_probe_us;    /* on-reconnect: last reachability ping */
+	int exit_code;
+	int64_t last_heartbeat_us;
+	char conninfo_masked[512];
+};
+
+/* time.c-like helpers (bridge.c) */
+int64_t br_now_us(void);
+void br_iso_time(char *buf, size_t cap);
+
+/* event.c */
+void ev_emit_sync(struct pgsb *b, const char *direction, uint64_t rows,
+                  uint64_t xacts, int64_t duration_ms, uint64_t lsn);
+void ev_emit_simple(struct pgsb *b, const char *event);
+void ev_emit_error(struct pgsb *b, const char *message, bool retrying);
+void ev_emit_progress(struct pgsb *b, const char *phase, int64_t done, int64_t total);
+void ev_print_default(const char *event, const char *json, void *arg);
+
+/* pgconn.c: connections, quoting, catalogue */
+PGconn *pgc_connect(struct pgsb *b, bool replication, char *err, size_t cap);
+int pgc_exec_ok(PGconn *c, const char *sql, char *err, size_t cap);
+void pgc_quote_ident(const char *s, char *buf, size_t cap);
+/* 'text' with quotes doubled: the only literal form the replication
+ * protocol's grammar takes (PQescapeLiteral may produce E'...'). malloc'd. */
+char *pgc_quote_literal(const char *s);
+int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap);
+int pgc_table_columns(PGconn *c, const struct br_table *t, struct sl_column **cols,
+                      size_t *ncols, char *err, size_t cap);
+void pgc_free_columns(struct sl_column *cols, size_t n);
+void pgc_error_text(PGconn *c, char *err, size_t cap);
+
+/* stream.c: the replication protocol */
+int repl_start(struct pgsb *b, char *err, size_t cap);
+void repl_close(struct pgsb *b);
+void repl_send_feedback(struct pgsb *b, bool reply_requested);
+void repl_on_readable(struct ev_loop *loop, ev_io *w, int revents);
+void repl_on_more(struct ev_loop *loop, ev_idle *w, int revents);
+void repl_request_end(struct pgsb *b);
+
+/* pull.c: records into SQLite */
+int pull_handle_record(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap);
+int pull_commit_batch(struct pgsb *b, char *err, size_t cap);
+void pull_abort_batch(struct pgsb *b);
+bool pull_batch_due(struct pgsb *b);
+int pull_load_position(struct pgsb *b, char *err, size_t cap);
+
+/* snapshot.c */
+int snap_init(struct pgsb *b, bool resync, char *err, size_t cap);
+bool snap_is_initialized(struct pgsb *b);
+
+/* run.c */
+void run_connection_lost(struct pgsb *b, const char *why, bool retrying);
+int run_loop(struct pgsb *b);
+
+#endif

@@ -1,0 +1,181 @@
+/* bridge.c: the library's entry points (pgsqlite_bridge.h): loading the
+ * config, creating and freeing a bridge, and the commands init, run, sync,
+ * status and drop. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include <cJSON.h>
+
+#include "br.h"
+#include "log.h"
+
+int64_t br_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void br_iso_time(char *buf, size_t cap)
+{
+	struct timeval tv;
+	struct tm tm;
+
+	gettimeofday(&tv, NULL);
+	gmtime_r(&tv.tv_sec, &tm);
+	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, cap - n, ".%03dZ", (int)(tv.tv_usec / 1000));
+}
+
+struct cfg *pgsb_config_load(const char *path, char *err, size_t errcap)
+{
+	struct cfg *c = calloc(1, sizeof *c);
+	struct cfg_error e;
+
+	if (!path)
+		path = getenv("PGSQLITE_BRIDGE_CONFIG");
+	if (!path || !*path)
+		path = "./pgsqlite-bridge.conf";
+	if (!c) {
+		snprintf(err, errcap, "out of memory");
+		return NULL;
+	}
+	if (cfg_load(path, c, &e)) {
+		snprintf(err, errcap, "%s", e.msg);
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+void pgsb_config_free(struct cfg *cfg)
+{
+	if (!cfg)
+		return;
+	cfg_free(cfg);
+	free(cfg);
+}
+
+struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
+{
+	struct pgsb *b = calloc(1, sizeof *b);
+	struct sl_err e;
+
+	if (!b) {
+		snprintf(err, errcap, "out of memory");
+		return NULL;
+	}
+	b->cfg = cfg;
+	b->event_fn = ev_print_default;
+	dec_parser_init(&b->dec);
+	cfg_mask_conninfo(cfg->postgres, b->conninfo_masked, sizeof b->conninfo_masked);
+	if (sl_open(cfg->sqlite, &b->db, &e)) {
+		snprintf(err, errcap, "cannot open SQLite file \"%s\": %s", cfg->sqlite, e.msg);
+		pgsb_free(b);
+		return NULL;
+	}
+	b->loop = ev_loop_new(EVFLAG_AUTO);
+	if (!b->loop) {
+		snprintf(err, errcap, "cannot create the event loop");
+		pgsb_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+void pgsb_free(struct pgsb *b)
+{
+	if (!b)
+		return;
+	if (b->repl.conn)
+		repl_close(b);
+	for (size_t i = 0; i < b->ntables; i++) {
+		free(b->tables[i].schema);
+		free(b->tables[i].name);
+	}
+	free(b->tables);
+	sl_close(b->db);
+	dec_parser_free(&b->dec);
+	if (b->loop)
+		ev_loop_destroy(b->loop);
+	free(b);
+}
+
+void pgsb_set_event_callback(struct pgsb *b, pgsb_event_fn fn, void *arg)
+{
+	b->event_fn = fn;
+	b->event_arg = arg;
+}
+
+void pgsb_request_stop(struct pgsb *b)
+{
+	b->stop_requested = 1;
+}
+
+void pgsb_request_sync(struct pgsb *b)
+{
+	b->sync_requested = 1;
+}
+
+int pgsb_init(struct pgsb *b)
+{
+	char err[1024];
+
+	if (snap_init(b, false, err, sizeof err)) {
+		log_error("init failed: %s", err);
+		ev_emit_error(b, err, false);
+		return 1;
+	}
+	log_info("initialized: slot \"%s\", %zu tables", b->cfg->slot, b->ntables);
+	return 0;
+}
+
+/* init if needed, the tables resolved, the position loaded. */
+static int prepare(struct pgsb *b)
+{
+	char err[1024];
+
+	if (pgsb_init(b))
+		return -1;
+	if (pull_load_position(b, err, sizeof err)) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+int pgsb_run(struct pgsb *b)
+{
+	if (prepare(b))
+		return 1;
+	log_info("running in %s mode", cfg_mode_name(b->cfg->mode));
+	int rc = run_loop(b);
+	log_info("stopped");
+	return rc;
+}
+
+int pgsb_sync(struct pgsb *b, FILE *out)
+{
+	if (prepare(b))
+		return 1;
+	b->one_shot = b->session_active = true;
+	b->stats.started_us = br_now_us();
+	b->stats.rows = b->stats.xacts = 0;
+	int rc = run_loop(b);
+	char lsn[32];
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	dec_format_lsn(b->repl.committed_lsn, lsn, sizeof lsn);
+	fprintf(out, "{\"ok\":%s,\"direction\":\"pull\",\"rows\":%llu,\"transactions\":%llu,"
+	        "\"duration_ms\":%lld,\"applied_lsn\":\"%s\",\"peak_rss_kb\":%ld}\n",
+	        rc == 0 && b->repl.target_reached ? "true" : "false",
+	        (unsigned long long)b->stats.rows, (unsigned long long)b->stats.xacts,
+	        (long long)((br_now_us() - b->stats.started_us) / 1000), lsn, ru.ru_maxrss);
+	fflush(out);
+	return rc == 0 && b->repl.target_reached ? 0 : 1;
+}

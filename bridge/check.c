@@ -1,0 +1,159 @@
+/* check.c: `check`: validates every prerequisite on the Postgres side
+ * (reachable, wal_level, slots, the role's privileges, wal2json usable,
+ * a primary key on each table) and prints one line per problem with its
+ * fix. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "br.h"
+
+struct check_ctx {
+	struct pgsb *b;
+	PGconn *c;
+	FILE *out;
+	int problems;
+};
+
+static void problem(struct check_ctx *cx, const char *what, const char *fix)
+{
+	fprintf(cx->out, "problem: %s; fix: %s\n", what, fix);
+	cx->problems++;
+}
+
+/* The single text value of a parameterised query, or NULL. */
+static char *query_value(PGconn *c, const char *sql, int n, const char *const *params)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	char *v = NULL;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+static void check_settings(struct check_ctx *cx)
+{
+	char *wal_level = query_value(cx->c, "SELECT current_setting('wal_level')", 0, NULL);
+	char *slots = query_value(cx->c,
+		"SELECT current_setting('max_replication_slots')::int - "
+		"(SELECT count(*) FROM pg_replication_slots)", 0, NULL);
+	char *senders = query_value(cx->c, "SELECT current_setting('max_wal_senders')", 0, NULL);
+
+	if (!wal_level || strcmp(wal_level, "logical") != 0)
+		problem(cx, "wal_level is not logical",
+		        "ALTER SYSTEM SET wal_level = logical, then restart Postgres");
+	const char *params[1] = {cx->b->cfg->slot};
+	char *ours = query_value(cx->c, "SELECT 'yes' FROM pg_replication_slots WHERE slot_name = $1",
+	                         1, params);
+	if (slots && atoi(slots) < 1 && !ours)
+		problem(cx, "no free replication slot (max_replication_slots is used up)",
+		        "raise max_replication_slots, then restart Postgres");
+	free(ours);
+	if (senders && atoi(senders) < 1)
+		problem(cx, "max_wal_senders is 0", "set max_wal_senders to 10 or more, then restart Postgres");
+	free(wal_level);
+	free(slots);
+	free(senders);
+}
+
+static void check_role(struct check_ctx *cx)
+{
+	char *ok = query_value(cx->c,
+		"SELECT (rolreplication OR rolsuper)::text FROM pg_roles WHERE rolname = current_user",
+		0, NULL);
+
+	if (!ok || strcmp(ok, "true") != 0)
+		problem(cx, "the role has no REPLICATION privilege",
+		        "ALTER ROLE <the bridge's role> REPLICATION (as a superuser)");
+	free(ok);
+}
+
+/* Creates and drops a temporary wal2json slot: proves the plugin is
+ * installed and allowed. */
+static void check_wal2json(struct check_ctx *cx)
+{
+	char name[64];
+	snprintf(name, sizeof name, "pgsqlite_bridge_check_%d", (int)getpid());
+	const char *params[1] = {name};
+	PGresult *r = PQexecParams(cx->c,
+		"SELECT pg_drop_replication_slot(slot_name) FROM "
+		"pg_create_logical_replication_slot($1, 'wal2json', true)",
+		1, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *m = PQresultErrorMessage(r);
+		if (strstr(m, "output_plugin_libraries"))
+			problem(cx, "the server does not allow wal2json as an output plugin",
+			        "add wal2json to output_plugin_libraries in postgresql.conf "
+			        "(output_plugin_libraries = 'pgoutput, test_decoding, wal2json') and reload");
+		else if (strstr(m, "could not access file") || strstr(m, "wal2json"))
+			problem(cx, "the wal2json output plugin is not installed on the server",
+			        "install it (Debian: apt-get install postgresql-15-wal2json)");
+		else if (!strstr(m, "permission denied") && !strstr(m, "must be superuser"))
+			problem(cx, "cannot create a test logical replication slot", "see the server log");
+	}
+	PQclear(r);
+}
+
+static void check_table(struct check_ctx *cx, const struct br_table *t)
+{
+	char what[700], fix[700], err[512];
+	struct sl_column *cols;
+	size_t n, pk = 0;
+
+	if (pgc_table_columns(cx->c, t, &cols, &n, err, sizeof err)) {
+		snprintf(what, sizeof what, "table \"%s.%s\": %s", t->schema, t->name, err);
+		problem(cx, what, "create the table in Postgres, or fix its [table] section");
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		pk += cols[i].pk_pos > 0;
+	pgc_free_columns(cols, n);
+	if (pk == 0) {
+		snprintf(what, sizeof what, "table \"%s.%s\" has no primary key (wal2json drops its "
+		         "updates and deletes, and rows are applied by key)", t->schema, t->name);
+		snprintf(fix, sizeof fix, "ALTER TABLE \"%s\".\"%s\" ADD PRIMARY KEY (...)", t->schema, t->name);
+		problem(cx, what, fix);
+	}
+	const char *params[2] = {t->schema, t->name};
+	char *sel = query_value(cx->c,
+		"SELECT has_table_privilege(format('%I.%I', $1::text, $2::text), 'SELECT')::text",
+		2, params);
+	if (sel && strcmp(sel, "true") != 0) {
+		snprintf(what, sizeof what, "no SELECT privilege on \"%s.%s\"", t->schema, t->name);
+		snprintf(fix, sizeof fix, "GRANT SELECT ON \"%s\".\"%s\" TO <the bridge's role>", t->schema, t->name);
+		problem(cx, what, fix);
+	}
+	free(sel);
+}
+
+int pgsb_check(struct pgsb *b, FILE *out)
+{
+	struct check_ctx cx = {.b = b, .out = out};
+	char err[512];
+
+	cx.c = pgc_connect(b, false, err, sizeof err);
+	if (!cx.c) {
+		char what[1200];
+		snprintf(what, sizeof what, "cannot connect to Postgres (%s): %s", b->conninfo_masked, err);
+		problem(&cx, what, "check the `postgres` key, the server and pg_hba.conf");
+		return 1;
+	}
+	check_settings(&cx);
+	check_role(&cx);
+	check_wal2json(&cx);
+	if (pgc_resolve_tables(b, cx.c, err, sizeof err))
+		problem(&cx, err, "check the [table] sections");
+	else if (b->ntables == 0)
+		problem(&cx, "no table to sync (no [table] section, and no table of schema public "
+		        "has a primary key)", "add [table schema.name] sections");
+	for (size_t i = 0; i < b->ntables; i++)
+		check_table(&cx, &b->tables[i]);
+	PQfinish(cx.c);
+	if (cx.problems == 0)
+		fprintf(out, "ok: all prerequisites hold for %zu tables\n", b->ntables);
+	return cx.problems ? 1 : 0;
+}

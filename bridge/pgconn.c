@@ -1,0 +1,239 @@
+/* pgconn.c: Postgres connections for the bridge (replication or plain, with
+ * the session settings values depend on), identifier quoting, and the
+ * catalogue look-ups that resolve the synced tables and their columns. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "br.h"
+#include "log.h"
+
+/* Settings that fix how values are printed, whatever the server defaults. */
+#define PGC_SESSION_OPTIONS                                                   \
+	"-c TimeZone=UTC -c DateStyle=ISO -c IntervalStyle=postgres "         \
+	"-c extra_float_digits=1 -c bytea_output=hex"
+
+void pgc_error_text(PGconn *c, char *err, size_t cap)
+{
+	const char *m = c ? PQerrorMessage(c) : "out of memory";
+	size_t n = strlen(m);
+
+	while (n > 0 && (m[n - 1] == '\n' || m[n - 1] == ' '))
+		n--;
+	snprintf(err, cap, "%.*s", (int)n, m);
+	for (char *p = err; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+}
+
+/* The user's own "options" from the conninfo, so ours are added, not
+ * substituted. */
+static char *user_options(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+	char *found = NULL;
+
+	if (!opts)
+		return NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val && *o->val)
+			found = strdup(o->val);
+	PQconninfoFree(opts);
+	return found;
+}
+
+PGconn *pgc_connect(struct pgsb *b, bool replication, char *err, size_t cap)
+{
+	char appname[128], options[1024];
+	char *uopts = user_options(b->cfg->postgres);
+
+	snprintf(appname, sizeof appname, "pgsqlite-bridge %s", b->cfg->slot);
+	snprintf(options, sizeof options, "%s%s%s", uopts ? uopts : "",
+	         uopts ? " " : "", PGC_SESSION_OPTIONS);
+	free(uopts);
+	/* Defaults first (the user's conninfo overrides them), forced last. */
+	const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval",
+	                      "keepalives_count", "application_name", "dbname",
+	                      "options", replication ? "replication" : NULL, NULL};
+	const char *vals[] = {"10", "20", "5", "3", appname, b->cfg->postgres,
+	                      options, replication ? "database" : NULL, NULL};
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		pgc_error_text(c, err, cap);
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+int pgc_exec_ok(PGconn *c, const char *sql, char *err, size_t cap)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	int rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) ? 0 : -1;
+
+	if (rc)
+		pgc_error_text(c, err, cap);
+	PQclear(r);
+	return rc;
+}
+
+void pgc_quote_ident(const char *s, char *buf, size_t cap)
+{
+	size_t o = 0;
+
+	if (cap < 3) {
+		if (cap)
+			buf[0] = '\0';
+		return;
+	}
+	buf[o++] = '"';
+	for (; *s && o + 3 < cap; s++) {
+		if (*s == '"')
+			buf[o++] = '"';
+		buf[o++] = *s;
+	}
+	buf[o++] = '"';
+	buf[o] = '\0';
+}
+
+char *pgc_quote_literal(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(2 * n + 3), *o = out;
+
+	if (!out)
+		return NULL;
+	*o++ = '\'';
+	for (; *s; s++) {
+		if (*s == '\'')
+			*o++ = '\'';
+		*o++ = *s;
+	}
+	*o++ = '\'';
+	*o = '\0';
+	return out;
+}
+
+static int add_table(struct pgsb *b, const char *schema, const char *name,
+                     enum cfg_direction dir, bool skip)
+{
+	struct br_table *t = realloc(b->tables, (b->ntables + 1) * sizeof *t);
+
+	if (!t)
+		return -1;
+	b->tables = t;
+	t = &b->tables[b->ntables++];
+	memset(t, 0, sizeof *t);
+	t->schema = strdup(schema);
+	t->name = strdup(name);
+	t->direction = dir;
+	t->skip = skip;
+	sl_local_name(schema, strlen(schema), name, strlen(name), t->local, sizeof t->local);
+	return (t->schema && t->name) ? 0 : -1;
+}
+
+static void free_tables(struct pgsb *b)
+{
+	for (size_t i = 0; i < b->ntables; i++) {
+		free(b->tables[i].schema);
+		free(b->tables[i].name);
+	}
+	free(b->tables);
+	b->tables = NULL;
+	b->ntables = 0;
+}
+
+/* With no [table] sections: every ordinary table of schema public that has
+ * a primary key. */
+static int resolve_default_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)
+{
+	PGresult *r = PQexec(c,
+		"SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"WHERE n.nspname = 'public' AND c.relkind = 'r' AND EXISTS "
+		"(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) "
+		"ORDER BY c.relname");
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgc_error_text(c, err, cap);
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r) && rc == 0; i++)
+		rc = add_table(b, "public", PQgetvalue(r, i, 0), b->cfg->direction, false);
+	PQclear(r);
+	return rc;
+}
+
+int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)
+{
+	free_tables(b);
+	if (b->cfg->ntables == 0)
+		return resolve_default_tables(b, c, err, cap);
+	for (size_t i = 0; i < b->cfg->ntables; i++) {
+		const struct cfg_table *t = &b->cfg->tables[i];
+		if (add_table(b, t->schema, t->name, cfg_table_direction(b->cfg, t), t->skip)) {
+			snprintf(err, cap, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void pgc_free_columns(struct sl_column *cols, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free((char *)cols[i].name);
+		free((char *)cols[i].pg_type);
+	}
+	free(cols);
+}
+
+static PGresult *query_columns(PGconn *c, const struct br_table *t)
+{
+	const char *params[2] = {t->schema, t->name};
+
+	return PQexecParams(c,
+		"SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, "
+		"COALESCE((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY AS k(att, n) "
+		"WHERE k.att = a.attnum), 0) "
+		"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+		"JOIN pg_namespace n ON n.oid = c.relnamespace "
+		"LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+		"WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 "
+		"AND NOT a.attisdropped ORDER BY a.attnum",
+		2, NULL, params, NULL, NULL, 0);
+}
+
+int pgc_table_columns(PGconn *c, const struct br_table *t, struct sl_column **out,
+                      size_t *nout, char *err, size_t cap)
+{
+	PGresult *r = query_columns(c, t);
+	int n = PQntuples(r);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || n == 0) {
+		if (PQresultStatus(r) == PGRES_TUPLES_OK)
+			snprintf(err, cap, "table \"%s.%s\" does not exist", t->schema, t->name);
+		else
+			pgc_error_text(c, err, cap);
+		PQclear(r);
+		return -1;
+	}
+	struct sl_column *cols = calloc((size_t)n, sizeof *cols);
+	for (int i = 0; cols && i < n; i++) {
+		cols[i].name = strdup(PQgetvalue(r, i, 0));
+		cols[i].pg_type = strdup(PQgetvalue(r, i, 1));
+		cols[i].typeoid = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
+		cols[i].pk_pos = atoi(PQgetvalue(r, i, 3));
+	}
+	PQclear(r);
+	if (!cols) {
+		snprintf(err, cap, "out of memory");
+		return -1;
+	}
+	*out = cols;
+	*nout = (size_t)n;
+	return 0;
+}

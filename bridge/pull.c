@@ -1,0 +1,190 @@
+/* pull.c: applies decoded wal2json records to SQLite.  Each Postgres
+ * transaction lands whole in one SQLite transaction; transactions that
+ * arrive back to back share one (group commit).  A transaction whose commit
+ * end LSN is at or below what SQLite already holds is skipped, so a replay
+ * after a crash applies nothing twice. */
+#include <stdio.h>
+#include <string.h>
+
+#include "br.h"
+#include "log.h"
+
+#define BATCH_MAX_ROWS 100000   /* commit at the next transaction boundary past this */
+#define BATCH_MAX_US 500000     /* ... or when the batch is this old */
+
+int pull_load_position(struct pgsb *b, char *err, size_t cap)
+{
+	char text[64];
+	int found = sl_state_get(b->db, "applied_lsn", text, sizeof text);
+	uint64_t lsn = 0;
+
+	if (found < 0) {
+		snprintf(err, cap, "cannot read _pgsqlite_state");
+		return -1;
+	}
+	if (found && dec_parse_lsn(text, strlen(text), &lsn)) {
+		snprintf(err, cap, "_pgsqlite_state holds a bad applied_lsn \"%s\"", text);
+		return -1;
+	}
+	b->repl.committed_lsn = b->repl.ack_lsn = b->repl.pending_lsn = lsn;
+	return 0;
+}
+
+static const struct br_table *find_table(struct pgsb *b, const struct dec_record *rec)
+{
+	for (size_t i = 0; i < b->ntables; i++) {
+		const struct br_table *t = &b->tables[i];
+		if (dec_str_eq(rec->schema, t->schema) && dec_str_eq(rec->table, t->name))
+			return t;
+	}
+	return NULL;
+}
+
+static int ensure_batch(struct pgsb *b, char *err, size_t cap)
+{
+	struct sl_err e;
+
+	if (sl_in_txn(b->db))
+		return 0;
+	if (sl_begin(b->db, &e)) {
+		snprintf(err, cap, "cannot begin a SQLite transaction: %s", e.msg);
+		return -1;
+	}
+	b->repl.batch_start_us = br_now_us();
+	b->repl.batch_rows = b->repl.batch_xacts = 0;
+	return 0;
+}
+
+bool pull_batch_due(struct pgsb *b)
+{
+	const struct repl *r = &b->repl;
+
+	return r->batch_rows >= BATCH_MAX_ROWS ||
+	       br_now_us() - r->batch_start_us >= BATCH_MAX_US;
+}
+
+static int on_begin(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap)
+{
+	struct repl *r = &b->repl;
+	uint64_t have = r->pending_lsn > r->committed_lsn ? r->pending_lsn : r->committed_lsn;
+
+	if (r->in_xact) {
+		snprintf(err, cap, "begin of transaction %u inside another transaction", rec->xid);
+		return -1;
+	}
+	r->in_xact = true;
+	r->skipping = rec->nextlsn != 0 && rec->nextlsn <= have;
+	if (r->skipping)
+		log_debug("skipping transaction %u: already applied", rec->xid);
+	return 0;
+}
+
+static int on_commit(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap)
+{
+	struct repl *r = &b->repl;
+
+	if (!r->in_xact) {
+		snprintf(err, cap, "commit of transaction %u without its begin", rec->xid);
+		return -1;
+	}
+	r->in_xact = false;
+	if (r->skipping) {
+		r->skipping = false;
+		return 0;
+	}
+	if (rec->nextlsn > r->pending_lsn)
+		r->pending_lsn = rec->nextlsn;
+	if (!sl_in_txn(b->db)) {
+		/* Nothing of ours in it: nothing to make durable. */
+		if (r->pending_lsn > r->ack_lsn)
+			r->ack_lsn = r->pending_lsn;
+		return 0;
+	}
+	r->batch_xacts++;
+	b->stats.xacts++;
+	if (pull_batch_due(b))
+		return pull_commit_batch(b, err, cap);
+	return 0;
+}
+
+static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap)
+{
+	struct repl *r = &b->repl;
+	struct sl_err e;
+
+	if (!r->in_xact) {
+		snprintf(err, cap, "change outside a transaction");
+		return -1;
+	}
+	if (r->skipping)
+		return 0;
+	const struct br_table *t = find_table(b, rec);
+	if (!t || t->skip || t->direction == CFG_DIRECTION_PUSH)
+		return 0;
+	if (ensure_batch(b, err, cap))
+		return -1;
+	if (sl_apply(b->db, rec, &e)) {
+		snprintf(err, cap, "cannot apply a change to \"%s\": %s", t->local, e.msg);
+		return -1;
+	}
+	r->batch_rows++;
+	b->stats.rows++;
+	return 0;
+}
+
+int pull_handle_record(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap)
+{
+	switch (rec->action) {
+	case DEC_BEGIN:
+		return on_begin(b, rec, err, cap);
+	case DEC_COMMIT:
+		return on_commit(b, rec, err, cap);
+	case DEC_INSERT:
+	case DEC_UPDATE:
+	case DEC_DELETE:
+	case DEC_TRUNCATE:
+		return on_change(b, rec, err, cap);
+	case DEC_MESSAGE:
+		return 0; /* heartbeats and other logical messages */
+	}
+	snprintf(err, cap, "unknown action");
+	return -1;
+}
+
+/* Writes the position into the open transaction and commits it: the
+ * Postgres transactions in it become durable, and may be acknowledged. */
+int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
+{
+	struct repl *r = &b->repl;
+	char lsn[32], now[40];
+	struct sl_err e;
+
+	if (!sl_in_txn(b->db))
+		return 0;
+	dec_format_lsn(r->pending_lsn, lsn, sizeof lsn);
+	br_iso_time(now, sizeof now);
+	if (sl_state_set(b->db, "applied_lsn", lsn, &e) ||
+	    sl_state_set(b->db, "last_sync", now, &e) || sl_commit(b->db, &e)) {
+		snprintf(err, cap, "cannot commit to SQLite: %s", e.msg);
+		return -1;
+	}
+	r->committed_lsn = r->pending_lsn;
+	if (r->committed_lsn > r->ack_lsn)
+		r->ack_lsn = r->committed_lsn;
+	ev_emit_sync(b, "pull", r->batch_rows, r->batch_xacts,
+	             (br_now_us() - r->batch_start_us) / 1000, r->committed_lsn);
+	r->batch_rows = r->batch_xacts = 0;
+	return 0;
+}
+
+/* Drops what the open SQLite transaction holds; the server resends it,
+ * since it was never acknowledged. */
+void pull_abort_batch(struct pgsb *b)
+{
+	struct repl *r = &b->repl;
+
+	sl_rollback(b->db);
+	r->pending_lsn = r->committed_lsn;
+	r->in_xact = r->skipping = false;
+	r->batch_rows = r->batch_xacts = 0;
+}
