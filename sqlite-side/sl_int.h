@@ -1,0 +1,127 @@
+/* sl_int.h: internals shared by the sqlite-side files: the connection with
+ * its table-info and prepared-statement caches, and the helpers they share. */
+#ifndef PGSB_SL_INT_H
+#define PGSB_SL_INT_H
+
+#include "sl.h"
+
+#define SL_NAME_MAX 1024     /* local table name buffer, NUL included */
+#define SL_TAB_BUCKETS 256   /* table-info cache: chained hash heads */
+#define SL_STMT_CAP 256      /* statement cache: entries kept at most */
+#define SL_STMT_BUCKETS 512  /* statement cache: chained hash heads */
+#define SL_NONE ((size_t)-1) /* "no such column" */
+
+/* How a value is bound, from the local column's declared type. */
+enum sl_kind { SLK_TEXT, SLK_INT, SLK_REAL, SLK_BLOB };
+
+/* A column of a local table, as PRAGMA table_info reports it. */
+struct sl_col {
+	char *name;
+	size_t len;
+	unsigned char kind; /* enum sl_kind */
+	int pk_pos;         /* 1-based position in the primary key, 0 = not in it */
+};
+
+/* Cached info of one local table. */
+struct sl_table {
+	struct sl_table *next; /* hash chain */
+	uint32_t hash;
+	bool stale;            /* reload before use (a reload failed) */
+	char *name;            /* local name, NUL-terminated */
+	size_t name_len;
+	struct sl_col *cols;
+	size_t ncols;
+	size_t *pk;            /* indexes into cols, in key order */
+	size_t npk;
+};
+
+/* A cached prepared statement, keyed on (op, table, exact column list). */
+struct sl_stmt {
+	sqlite3_stmt *st;      /* NULL = free slot */
+	struct sl_table *tab;
+	uint32_t hash;
+	int next;              /* next entry in the bucket, -1 ends */
+	char op;               /* 'I', 'U', 'D', 'T' */
+	bool used;             /* clock bit for eviction */
+	bool pk_complete;      /* every key column is in the list */
+	size_t ncols;
+	uint32_t *lens;        /* key: column name lengths ... */
+	char *names;           /* ... and their bytes, back to back */
+	unsigned char *kinds;  /* per listed column: enum sl_kind */
+	uint32_t *hint;        /* per key column: where it was last found */
+};
+
+/* One value to bind: the record's field and the local column's kind. */
+struct sl_bindv {
+	const struct dec_field *f;
+	unsigned char kind;
+};
+
+struct sl_db {
+	sqlite3 *h;
+	bool txn;      /* between sl_begin and a successful sl_commit / sl_rollback */
+	bool flag_set; /* the "applying" row was set by sl_begin */
+	struct sl_table *tabs[SL_TAB_BUCKETS];
+	struct sl_stmt stmts[SL_STMT_CAP];
+	int bucket[SL_STMT_BUCKETS];
+	int nstmts;
+	int hand;      /* clock hand */
+	sqlite3_stmt *st_tinfo, *st_get, *st_set;
+	struct sl_bindv *bv; /* per-row bind list, reused */
+	size_t bv_cap;
+	unsigned char *blob; /* per-row decoded bytea, reused */
+	size_t blob_cap;
+};
+
+/* A growable NUL-terminated string; oom latches on allocation failure. */
+struct sl_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+};
+
+/* A column to create or add: name, SQLite declared type, key position. */
+struct sl_colspec {
+	const char *name;
+	size_t len;
+	const char *decl;
+	int pk_pos;
+};
+
+/* sl_db.c */
+int sl_fail(struct sl_err *err, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int sl_fail_db(struct sl_db *db, struct sl_err *err, const char *what, const char *table);
+int sl_exec(struct sl_db *db, const char *sql, const char *what, const char *table,
+            struct sl_err *err);
+
+/* sl_schema.c */
+void sl_buf_put(struct sl_buf *b, const char *p, size_t n);
+void sl_buf_str(struct sl_buf *b, const char *s);
+void sl_buf_ident(struct sl_buf *b, const char *p, size_t n);
+void sl_buf_free(struct sl_buf *b);
+bool sl_name_eq(const char *a, size_t an, const char *b, size_t bn);
+const char *sl_affinity_n(const char *p, size_t n, uint32_t typeoid);
+int sl_local_name_checked(struct dec_str schema, struct dec_str table, char *buf,
+                          size_t *len, struct sl_err *err);
+size_t sl_col_find(const struct sl_table *t, const char *p, size_t n);
+int sl_table_get(struct sl_db *db, const char *name, size_t len, struct sl_table **out,
+                 struct sl_err *err);
+int sl_table_from_record(struct sl_db *db, const struct dec_record *rec, const char *name,
+                         size_t len, struct sl_table **out, struct sl_err *err);
+int sl_table_add_fields(struct sl_db *db, struct sl_table *t, const struct dec_field *f,
+                        size_t n, struct sl_err *err);
+void sl_tables_flush(struct sl_db *db);
+
+/* sl_apply.c */
+void sl_stmts_init(struct sl_db *db);
+void sl_stmts_invalidate(struct sl_db *db, const struct sl_table *t);
+void sl_stmts_flush(struct sl_db *db);
+
+/* sl_bind.c */
+int sl_bv_reserve(struct sl_db *db, size_t n);
+int sl_bind_row(struct sl_db *db, sqlite3_stmt *st, size_t n, const char *table,
+                struct sl_err *err);
+void sl_bind_trim(struct sl_db *db);
+
+#endif
