@@ -42,6 +42,17 @@ static char *user_options(const char *conninfo)
 	return found;
 }
 
+/* Server notices go to our log, not straight to stderr. */
+static void on_notice(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+
+	(void)arg;
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_debug("server: %.*s", (int)n, message);
+}
+
 PGconn *pgc_connect(struct pgsb *b, bool replication, char *err, size_t cap)
 {
 	char appname[128], options[1024];
@@ -64,6 +75,7 @@ PGconn *pgc_connect(struct pgsb *b, bool replication, char *err, size_t cap)
 		PQfinish(c);
 		return NULL;
 	}
+	PQsetNoticeProcessor(c, on_notice, NULL);
 	return c;
 }
 

@@ -291,21 +291,20 @@ static int require_keys(struct pgsb *b, PGconn *pc, char *err, size_t cap)
 	return 0;
 }
 
-/* Drops a leftover slot of ours (from an unfinished init, or a lost one). */
-static int drop_slot_if_exists(PGconn *rc, const char *slot, char *err, size_t cap)
+/* Drops a leftover slot of ours (from an unfinished init, or a lost one),
+ * on the plain connection: the replication one takes no parameters. */
+static int drop_slot_if_exists(PGconn *pc, const char *slot, char *err, size_t cap)
 {
 	const char *params[1] = {slot};
-	PGresult *r = PQexecParams(rc, "SELECT 1 FROM pg_replication_slots WHERE slot_name = $1",
-	                           1, NULL, params, NULL, NULL, 0);
-	bool exists = PQntuples(r) == 1;
-	char q[300], sql[400];
+	PGresult *r = PQexecParams(pc,
+		"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+		"WHERE slot_name = $1", 1, NULL, params, NULL, NULL, 0);
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
 
+	if (rc)
+		pgc_error_text(pc, err, cap);
 	PQclear(r);
-	if (!exists)
-		return 0;
-	pgc_quote_ident(slot, q, sizeof q);
-	snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT %s WAIT", q);
-	return pgc_exec_ok(rc, sql, err, cap);
+	return rc;
 }
 
 /* CREATE_REPLICATION_SLOT ... (SNAPSHOT 'export'): the position the stream
@@ -430,7 +429,7 @@ static int snapshot_copy(struct pgsb *b, PGconn *pc, bool resync, char *err, siz
 
 	if (!rc)
 		return -1;
-	if (drop_slot_if_exists(rc, b->cfg->slot, err, cap) == 0 &&
+	if (drop_slot_if_exists(pc, b->cfg->slot, err, cap) == 0 &&
 	    create_slot(b, rc, &start, snapshot, sizeof snapshot, err, cap) == 0 &&
 	    use_snapshot(pc, snapshot, err, cap) == 0)
 		res = copy_all(b, pc, start, resync, err, cap);

@@ -77,3 +77,41 @@ Test(server, postgres_restart_is_survived_and_nothing_is_lost)
 	free(pg);
 	free(sl);
 }
+
+Test(server, a_lost_slot_is_resynchronised_from_a_new_slot_loudly)
+{
+	it_setup(&env, "lostslot");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'before')");
+	it_write_conf(&env, "realtime", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	/* While the bridge is down the server drops the WAL its slot needs. */
+	it_sql(&env, "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'");
+	it_sql(&env, "SELECT pg_reload_conf()");
+	it_sql(&env, "DELETE FROM t WHERE id = 1");
+	it_sql(&env, "INSERT INTO t VALUES (2, 'while lost')");
+	for (int i = 0; i < 4; i++) {
+		it_sql(&env, "INSERT INTO t VALUES (%d, repeat('w', 1000))", 100 + i);
+		it_sql(&env, "SELECT pg_switch_wal()");
+		it_sql(&env, "CHECKPOINT");
+	}
+	char *st = it_sql_value(&env, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '%s'", env.slot);
+	it_sql(&env, "ALTER SYSTEM RESET max_slot_wal_keep_size");
+	it_sql(&env, "SELECT pg_reload_conf()");
+	cr_assert_str_eq(st, "lost");
+	free(st);
+	pid_t pid = it_bridge_start(&env, "run");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 2", 1, 30000), "%s", it_bridge_stderr(&env));
+	it_sql(&env, "INSERT INTO t VALUES (3, 'after')");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 3", 1, 10000));
+	kill(pid, SIGTERM);
+	cr_assert_eq(it_bridge_wait(pid, 30000), 0);
+	char *out = it_bridge_stdout(&env);
+	cr_assert(strstr(out, "resynchronising from a new slot"), "no loud error event: %s", out);
+	free(out);
+	char *pg = it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id");
+	char *sl = it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id");
+	cr_assert_str_eq(sl, pg);
+	free(pg);
+	free(sl);
+}
