@@ -6,12 +6,29 @@ set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 
-"$BUILD/test-unit"
-
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pgsqlite-bridge-test.XXXXXX")
 chmod 755 "$dir"
 cleanup() { tests/pg-cluster.sh stop "$dir/pg"; rm -rf "$dir"; }
 trap cleanup EXIT INT TERM
+
+# Under `make asan` every process (test workers and the bridge processes
+# they start) writes its sanitizer report here; any report fails the run,
+# since Criterion itself ignores LeakSanitizer.
+mkdir -p "$dir/sanitizer"
+chmod 777 "$dir/sanitizer"
+export ASAN_OPTIONS="log_path=$dir/sanitizer/report:detect_leaks=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="log_path=$dir/sanitizer/report:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+sanitizer_reports() {
+	if ls "$dir/sanitizer"/report* >/dev/null 2>&1; then
+		echo "run.sh: sanitizer reports:" >&2
+		cat "$dir/sanitizer"/report* >&2
+		exit 1
+	fi
+}
+
+"$BUILD/test-unit"
+sanitizer_reports
+
 port=$(tests/pg-cluster.sh start "$dir/pg")
 
 export PGSB_TEST_PGPORT="$port"
@@ -21,3 +38,4 @@ export PGSB_TEST_BIN="$BUILD/pgsqlite-bridge"
 # Tests that restart or kill the server run alone; the rest two at a time.
 "$BUILD/test-integ" --jobs 2 --filter '!(server/*)'
 "$BUILD/test-integ" --jobs 1 --filter 'server/*'
+sanitizer_reports

@@ -50,8 +50,6 @@ Test(pull, init_copies_ten_thousand_rows_from_one_snapshot)
 	char *pg = it_pg_rows(&env, "SELECT id, name, price FROM items ORDER BY id");
 	char *sl = it_sqlite_rows(&env, "SELECT id, name, price FROM items ORDER BY id");
 	cr_assert_str_eq(sl, pg);
-	free(pg);
-	free(sl);
 	/* init again: idempotent, no duplicate, still one slot */
 	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM items"), 10000);
@@ -83,7 +81,6 @@ Test(pull, realtime_applies_insert_update_delete_and_truncate)
 	cr_assert(strstr(out, "\"event\":\"sync\""), "no sync event");
 	cr_assert(!strstr(out, "secret-pw") && !strstr(it_bridge_stderr(&env), "secret-pw"),
 	          "the password leaked into output");
-	free(out);
 }
 
 Test(pull, every_mapped_type_round_trips)
@@ -119,8 +116,6 @@ Test(pull, every_mapped_type_round_trips)
 	char *pg = it_pg_rows(&env, "SELECT t, vc, c, u, e, dt, tm, ts, tz, j, jb, arr, iv FROM ty WHERE id = 1");
 	char *sl = it_sqlite_rows(&env, "SELECT t, vc, c, u, e, dt, tm, ts, tz, j, jb, arr, iv FROM ty WHERE id = 1");
 	cr_assert_str_eq(sl, pg);
-	free(pg);
-	free(sl);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM ty WHERE id = 2 AND t IS NULL AND n IS NULL AND by IS NULL AND b IS NULL"), 1);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT length(t) FROM ty WHERE id = 3"), 100002);
 }
@@ -192,8 +187,6 @@ Test(pull, kill_9_mid_stream_then_restart_loses_nothing_and_duplicates_nothing)
 	char *pg = it_pg_rows(&env, "SELECT id, n FROM ev ORDER BY id");
 	char *sl = it_sqlite_rows(&env, "SELECT id, n FROM ev ORDER BY id");
 	cr_assert_str_eq(sl, pg);
-	free(pg);
-	free(sl);
 }
 
 Test(pull, sync_pulls_up_to_now_and_prints_a_summary)

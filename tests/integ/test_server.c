@@ -50,7 +50,6 @@ Test(server, walsender_terminated_by_the_server_reconnects_by_itself)
 	char *out = it_bridge_stdout(&env);
 	cr_assert(strstr(out, "\"offline\""), "no offline event: %s", out);
 	cr_assert_geq(count_in(out, "\"online\""), 2, "no second online event: %s", out);
-	free(out);
 	kill(pid, SIGTERM);
 	cr_assert_eq(it_bridge_wait(pid, 30000), 0);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM t"), 3);
@@ -74,8 +73,6 @@ Test(server, postgres_restart_is_survived_and_nothing_is_lost)
 	char *pg = it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	char *sl = it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	cr_assert_str_eq(sl, pg);
-	free(pg);
-	free(sl);
 }
 
 Test(server, a_lost_slot_is_resynchronised_from_a_new_slot_loudly)
@@ -99,7 +96,6 @@ Test(server, a_lost_slot_is_resynchronised_from_a_new_slot_loudly)
 	it_sql(&env, "ALTER SYSTEM RESET max_slot_wal_keep_size");
 	it_sql(&env, "SELECT pg_reload_conf()");
 	cr_assert_str_eq(st, "lost");
-	free(st);
 	pid_t pid = it_bridge_start(&env, "run");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 2", 1, 30000), "%s", it_bridge_stderr(&env));
 	it_sql(&env, "INSERT INTO t VALUES (3, 'after')");
@@ -108,10 +104,7 @@ Test(server, a_lost_slot_is_resynchronised_from_a_new_slot_loudly)
 	cr_assert_eq(it_bridge_wait(pid, 30000), 0);
 	char *out = it_bridge_stdout(&env);
 	cr_assert(strstr(out, "resynchronising from a new slot"), "no loud error event: %s", out);
-	free(out);
 	char *pg = it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	char *sl = it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	cr_assert_str_eq(sl, pg);
-	free(pg);
-	free(sl);
 }

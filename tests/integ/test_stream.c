@@ -90,7 +90,6 @@ Test(stream, an_idle_bridge_answers_keepalives_and_stays_connected)
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 1, 10000));
 	char *out = it_bridge_stdout(&env);
 	cr_assert(!strstr(out, "\"offline\""), "the server cut the idle bridge off: %s", out);
-	free(out);
 	stop(pid);
 }
 
@@ -109,7 +108,6 @@ Test(stream, the_slot_advances_while_only_other_databases_write)
 	snprintf(sql, sizeof sql, "SELECT (confirmed_flush_lsn > '%s'::pg_lsn)::int FROM pg_replication_slots WHERE slot_name = '%s'",
 	         before, env.slot);
 	cr_assert(it_wait_pg_int(&env, sql, 1, 30000), "confirmed_flush_lsn stayed at %s", before);
-	free(before);
 	stop(pid);
 }
 
@@ -135,6 +133,4 @@ Test(stream, a_locked_sqlite_file_delays_but_loses_nothing)
 	char *pg = it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	char *sl = it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	cr_assert_str_eq(sl, pg);
-	free(pg);
-	free(sl);
 }

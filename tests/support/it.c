@@ -14,6 +14,24 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Strings handed to tests are kept here and freed at teardown, so tests
+ * can use them inline in assertions without leaking. */
+static char *kept[4096];
+static size_t nkept;
+
+static char *keep(char *s)
+{
+	if (s && nkept < sizeof kept / sizeof *kept)
+		kept[nkept++] = s;
+	return s;
+}
+
+static void free_kept(void)
+{
+	while (nkept > 0)
+		free(kept[--nkept]);
+}
+
 static const char *env_or(const char *name, const char *fallback)
 {
 	const char *v = getenv(name);
@@ -61,6 +79,7 @@ void it_setup(struct it_env *e, const char *name)
 
 void it_teardown(struct it_env *e)
 {
+	free_kept();
 	if (!e->pg)
 		return;
 	PQfinish(e->pg);
@@ -118,7 +137,7 @@ char *it_sql_value(struct it_env *e, const char *fmt, ...)
 	cr_assert(PQntuples(r) == 1, "expected one row, got %d", PQntuples(r));
 	char *v = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
 	PQclear(r);
-	return v;
+	return keep(v);
 }
 
 int64_t it_sql_int(struct it_env *e, const char *fmt, ...)
@@ -219,14 +238,14 @@ char *it_bridge_stdout(struct it_env *e)
 {
 	char p[700];
 	snprintf(p, sizeof p, "%s/bg.out", e->dir);
-	return slurp(p);
+	return keep(slurp(p));
 }
 
 char *it_bridge_stderr(struct it_env *e)
 {
 	char p[700];
 	snprintf(p, sizeof p, "%s/bg.err", e->dir);
-	return slurp(p);
+	return keep(slurp(p));
 }
 
 sqlite3 *it_sqlite_open(struct it_env *e)
@@ -270,7 +289,7 @@ char *it_sqlite_text(struct it_env *e, const char *sql)
 		v = strdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	return v;
+	return keep(v);
 }
 
 bool it_wait_sqlite_int(struct it_env *e, const char *sql, int64_t want, int timeout_ms)
@@ -307,7 +326,7 @@ char *it_pg_rows(struct it_env *e, const char *sql)
 	}
 	fclose(m);
 	PQclear(r);
-	return buf;
+	return keep(buf);
 }
 
 char *it_sqlite_rows(struct it_env *e, const char *sql)
@@ -328,7 +347,7 @@ char *it_sqlite_rows(struct it_env *e, const char *sql)
 	fclose(m);
 	sqlite3_finalize(st);
 	sqlite3_close(db);
-	return buf;
+	return keep(buf);
 }
 
 void it_pg_restart(void)

@@ -39,6 +39,8 @@ pid_t it_bridge_start(struct it_env *e, const char *cmd);
 /* Waits for it, returns the exit code (or 128+signal); kills after timeout_ms. */
 int it_bridge_wait(pid_t pid, int timeout_ms);
 void it_bridge_kill9(pid_t pid);
+/* Every string these helpers return is freed by it_teardown: do not free it. */
+
 /* Contents of the started bridge's stdout / stderr files. */
 char *it_bridge_stdout(struct it_env *e);
 char *it_bridge_stderr(struct it_env *e);

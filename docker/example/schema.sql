@@ -1,0 +1,9 @@
+-- schema.sql: the example's table, created in Postgres on first start.
+CREATE TABLE messages (
+    id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    author text NOT NULL,
+    body text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO messages (author, body) VALUES ('server', 'hello from Postgres');
