@@ -1,7 +1,8 @@
 /* fuzz_dec.c: libFuzzer target for the wal2json reader.  Feeds each input
- * to dec_parse from an exact-size heap copy (so ASan catches any read past
- * the end) and checks what comes back: every returned string must lie in
- * the line or in the parser's scratch, errors must be well-formed. */
+ * to dec_parse and then to dec_parse_object (one parser for both, from an
+ * exact-size heap copy, so ASan catches any read past the end) and checks
+ * what comes back: every returned string must lie in the line or in the
+ * parser's scratch, errors must be well-formed, row-image names unique. */
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -66,6 +67,29 @@ static void check_record(const struct dec_record *r)
 	check(dec_parse_lsn(buf, strlen(buf), &back) == 0 && back == r->lsn);
 }
 
+static int same_name(struct dec_str a, struct dec_str b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.p, b.p, a.len) == 0);
+}
+
+/* A row image: fields as above, no type, and no name twice (checked
+ * pairwise for rows of moderate width). */
+static void check_object(const struct dec_field *f, size_t n)
+{
+	check((f == NULL) == (n == 0));
+	check_fields(f, n);
+	for (size_t k = 0; k < n; k++) {
+		check(f[k].type.len == 0 && f[k].typeoid == 0);
+		for (size_t j = 0; n <= 128 && j < k; j++)
+			check(!same_name(f[j].name, f[k].name));
+	}
+}
+
+static void check_error(int rc, const struct dec_error *e, size_t size)
+{
+	check((rc == -1 || rc == -2) && e->msg != NULL && e->offset <= size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *line = malloc(size ? size : 1);
@@ -81,7 +105,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc == 0)
 		check_record(&r);
 	else
-		check((rc == -1 || rc == -2) && e.msg != NULL && e.offset <= size);
+		check_error(rc, &e, size);
+
+	struct dec_field *f;
+	size_t n;
+	e.offset = 0;
+	e.msg = NULL;
+	rc = dec_parse_object(&parser, line, size, &f, &n, &e);
+	if (rc == 0)
+		check_object(f, n);
+	else
+		check_error(rc, &e, size);
 
 	uint64_t lsn;
 	if (dec_parse_lsn(line, size, &lsn) == 0)
