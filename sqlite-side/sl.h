@@ -92,4 +92,73 @@ int64_t sl_unresolved_conflicts(struct sl_db *db);
 int sl_drop_bridge_objects(struct sl_db *db, struct sl_err *err)
 	__attribute__((warn_unused_result));
 
+/* ---- Change capture (local -> remote) ---- */
+
+/* (Re)creates the AFTER INSERT/UPDATE/DELETE triggers of a local table,
+ * named _pgsqlite_<table>_ins|upd|del, from its current columns.  Each
+ * appends one row to _pgsqlite_changes unless the "applying" flag is set.
+ * Row images are JSON objects {"col": value} in column order: integers
+ * and text as they are, REAL values as text with 17 significant digits
+ * ("0.10000000000000001", "1", "1e+300"; SQLite's printf "%!.17g" without
+ * its trailing ".0", round-trips exactly below about 1e100), BLOBs as
+ * lower-case hex text, NULL as null.  pk is the same form for the key
+ * columns only, in key order: of the new row for an insert, of the old row
+ * (the key the remote side knows) for an update or delete.  table_name is
+ * local_table as given.  An update that changes no column byte-wise is not
+ * logged.  Refuses a table without a primary key.  A column later added by
+ * sl_apply / sl_ensure_table rebuilds the triggers. */
+int sl_capture_install(struct sl_db *db, const char *local_table, struct sl_err *err)
+	__attribute__((warn_unused_result));
+/* Drops the three triggers of a table (if present). */
+int sl_capture_remove(struct sl_db *db, const char *local_table, struct sl_err *err)
+	__attribute__((warn_unused_result));
+
+/* One row of _pgsqlite_changes. */
+struct sl_change {
+	int64_t seq;
+	char *table;      /* local table name */
+	char op;          /* 'I', 'U' or 'D' */
+	char *pk;         /* JSON object of the key columns */
+	char *new_row;    /* JSON object, NULL for 'D' */
+	char *old_row;    /* JSON object, NULL for 'I' */
+	char *changed_at; /* ISO-8601 UTC with milliseconds */
+};
+
+/* Reads up to max changes with seq > after, in seq order, into a malloc'd
+ * array.  Returns 0 or -1. */
+int sl_changes_read(struct sl_db *db, int64_t after, size_t max, struct sl_change **out,
+                    size_t *n, struct sl_err *err) __attribute__((warn_unused_result));
+void sl_changes_free(struct sl_change *c, size_t n);
+/* Deletes the changes with seq <= upto (in the open transaction if any). */
+int sl_changes_delete_upto(struct sl_db *db, int64_t upto, struct sl_err *err)
+	__attribute__((warn_unused_result));
+
+/* Is there a pending change for this row?  key holds the key columns'
+ * values as a remote record carries them (names and values); they are
+ * bound like sl_apply binds them and turned into the trigger's pk JSON
+ * form.  Returns 1 (and the lowest such seq in *seq if seq is not NULL),
+ * 0 none (also for a missing table), -1 error.  Fast when the change log
+ * is empty: one cached one-row probe, no JSON built. */
+int sl_pending_for_row(struct sl_db *db, const char *local_table, const struct dec_field *key,
+                       size_t nkey, int64_t *seq, struct sl_err *err);
+/* Deletes the pending changes of that row. Returns the number deleted or -1. */
+int sl_drop_pending_for_row(struct sl_db *db, const char *local_table,
+                            const struct dec_field *key, size_t nkey, struct sl_err *err);
+/* The pk JSON of that key, as the triggers write it (malloc'd), or NULL
+ * with *err (no such table, a key column missing from key, ...). */
+char *sl_key_json(struct sl_db *db, const char *local_table, const struct dec_field *key,
+                  size_t nkey, struct sl_err *err);
+/* The current local row with that key as JSON in the triggers' form
+ * (malloc'd); NULL with err->code == 0 and an empty message when there is
+ * no such row (or table), NULL with a non-zero err->code on error. */
+char *sl_row_json(struct sl_db *db, const char *local_table, const struct dec_field *key,
+                  size_t nkey, struct sl_err *err);
+
+/* Appends a row to _pgsqlite_conflicts (detected_at = now; resolved_at =
+ * now when resolved, else NULL).  Returns 0 or -1. */
+int sl_conflict_record(struct sl_db *db, const char *table, const char *pk_json,
+                       const char *local_json, const char *remote_json, const char *strategy,
+                       const char *resolution, bool resolved, struct sl_err *err)
+	__attribute__((warn_unused_result));
+
 #endif

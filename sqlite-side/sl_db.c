@@ -20,7 +20,8 @@ static const char BRIDGE_DDL[] =
 	"CREATE TABLE IF NOT EXISTS _pgsqlite_conflicts ("
 	"id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT, pk TEXT,"
 	" local_row TEXT, remote_row TEXT, strategy TEXT, resolution TEXT,"
-	" detected_at TEXT, resolved_at TEXT);";
+	" detected_at TEXT, resolved_at TEXT);"
+	"CREATE INDEX IF NOT EXISTS _pgsqlite_changes_row ON _pgsqlite_changes (table_name, pk);";
 
 int sl_fail(struct sl_err *err, int code, const char *fmt, ...)
 {
@@ -93,6 +94,7 @@ static void finalize_own(struct sl_db *db)
 	sqlite3_finalize(db->st_get);
 	sqlite3_finalize(db->st_set);
 	db->st_get = db->st_set = NULL;
+	sl_capture_finalize(db);
 }
 
 void sl_close(struct sl_db *db)

@@ -33,6 +33,8 @@ struct sl_table {
 	size_t ncols;
 	size_t *pk;            /* indexes into cols, in key order */
 	size_t npk;
+	sqlite3_stmt *st_key;  /* change capture: key -> pk JSON (sl_capture.c) */
+	sqlite3_stmt *st_row;  /* change capture: key -> row JSON (sl_capture.c) */
 };
 
 /* A cached prepared statement, keyed on (op, table, exact column list). */
@@ -51,6 +53,9 @@ struct sl_stmt {
 	uint32_t *hint;        /* per key column: where it was last found */
 };
 
+/* The change capture's own statements, prepared on first use. */
+enum { SLC_ANY, SLC_FIND, SLC_DROP, SLC_READ, SLC_TRIM, SLC_CONFLICT, SLC_NSTMT };
+
 /* One value to bind: the record's field and the local column's kind. */
 struct sl_bindv {
 	const struct dec_field *f;
@@ -67,6 +72,7 @@ struct sl_db {
 	int nstmts;
 	int hand;      /* clock hand */
 	sqlite3_stmt *st_tinfo, *st_get, *st_set;
+	sqlite3_stmt *cap[SLC_NSTMT]; /* sl_capture.c */
 	struct sl_bindv *bv; /* per-row bind list, reused */
 	size_t bv_cap;
 	unsigned char *blob; /* per-row decoded bytea, reused */
@@ -111,6 +117,7 @@ int sl_table_from_record(struct sl_db *db, const struct dec_record *rec, const c
                          size_t len, struct sl_table **out, struct sl_err *err);
 int sl_table_add_fields(struct sl_db *db, struct sl_table *t, const struct dec_field *f,
                         size_t n, struct sl_err *err);
+int sl_table_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
 void sl_tables_flush(struct sl_db *db);
 
 /* sl_apply.c */
@@ -123,5 +130,9 @@ int sl_bv_reserve(struct sl_db *db, size_t n);
 int sl_bind_row(struct sl_db *db, sqlite3_stmt *st, size_t n, const char *table,
                 struct sl_err *err);
 void sl_bind_trim(struct sl_db *db);
+
+/* sl_capture.c */
+int sl_capture_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
+void sl_capture_finalize(struct sl_db *db);
 
 #endif

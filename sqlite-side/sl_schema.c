@@ -259,6 +259,9 @@ static void table_clear(struct sl_table *t)
 {
 	size_t i;
 
+	sqlite3_finalize(t->st_key);
+	sqlite3_finalize(t->st_row);
+	t->st_key = t->st_row = NULL;
 	for (i = 0; i < t->ncols; i++)
 		free(t->cols[i].name);
 	free(t->cols);
@@ -400,6 +403,14 @@ static int table_reload(struct sl_db *db, struct sl_table *t, struct sl_err *err
 	return r < 0 ? -1 : 0;
 }
 
+/* Re-reads a cached table's columns (another connection may have altered
+ * it) and drops its cached statements. */
+int sl_table_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err)
+{
+	sl_stmts_invalidate(db, t);
+	return table_reload(db, t, err);
+}
+
 /* The cached info of a local table, read on first use: 1 found, 0 the
  * table does not exist (not cached), -1 error. */
 int sl_table_get(struct sl_db *db, const char *name, size_t len, struct sl_table **out,
@@ -527,8 +538,8 @@ static bool any_missing(const struct sl_table *t, const struct sl_colspec *c, si
 }
 
 /* Adds the columns of c that t lacks, after re-reading t (another
- * connection may have added them); then refreshes t and drops its cached
- * statements. */
+ * connection may have added them); then refreshes t, drops its cached
+ * statements and rebuilds its capture triggers if it has them. */
 static int table_add_missing(struct sl_db *db, struct sl_table *t, const struct sl_colspec *c,
                              size_t n, struct sl_err *err)
 {
@@ -553,7 +564,9 @@ static int table_add_missing(struct sl_db *db, struct sl_table *t, const struct 
 	if (!added)
 		return 0;
 	sl_stmts_invalidate(db, t);
-	return table_reload(db, t, err);
+	if (table_reload(db, t, err))
+		return -1;
+	return sl_capture_refresh(db, t, err);
 }
 
 static void spec_of_field(struct sl_colspec *s, const struct dec_field *f)
