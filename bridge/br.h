@@ -21,8 +21,31 @@ struct br_table {
 	char *schema;
 	char *name;
 	char local[256];               /* its name in SQLite */
+	char qualified[600];           /* "schema"."name", quoted for SQL */
 	enum cfg_direction direction;  /* effective */
+	enum cfg_conflict conflict;    /* effective strategy */
 	bool skip;
+	struct sl_column *pgcols;      /* Postgres columns (push side), loaded lazily */
+	size_t npgcols;
+};
+
+/* The push side's connection and position. */
+struct push {
+	PGconn *conn;             /* plain connection under the bridge's replication origin */
+	int64_t pushed_seq;       /* last change-log seq known pushed (durable in SQLite) */
+	bool wanted;              /* a local commit was seen: push soon */
+	int64_t due_us;           /* auto mode: push not before this (debounce) */
+	int64_t next_attempt_us;  /* after a failure: not before this */
+	int backoff_ms;
+	int64_t last_data_version;/* PRAGMA data_version last seen */
+	int64_t last_check_us;    /* fallback check of data_version */
+	int inotify_fd;
+	ev_io watch;              /* inotify on the SQLite file's directory */
+	struct dec_parser base_dec, final_dec, key_dec;
+	uint64_t rows;            /* rows pushed by this process (summary) */
+	uint64_t conflicts;
+	int64_t pushed_rows_tracked; /* rows in _pgsqlite_pushed (0: skip the pull-side check) */
+	bool commit_ts;           /* track_commit_timestamp is on: remote commit times known */
 };
 
 /* States of the replication connection. */
@@ -81,7 +104,12 @@ struct pgsb {
 	pgsb_event_fn event_fn;
 	void *event_arg;
 	struct repl repl;
+	struct push push;
 	struct br_stats stats;
+	pgsb_merge_fn merge_fn;
+	void *merge_arg;
+	uint64_t xact_end_lsn;    /* commit end LSN of the transaction being pulled */
+	char xact_time[64];       /* its commit timestamp as wal2json printed it */
 	volatile sig_atomic_t stop_requested;
 	volatile sig_atomic_t sync_requested;
 	bool stopping;            /* loop exit wanted once the transaction in hand is done */
@@ -118,6 +146,9 @@ int pgc_table_columns(PGconn *c, const struct br_table *t, struct sl_column **co
                       size_t *ncols, char *err, size_t cap);
 void pgc_free_columns(struct sl_column *cols, size_t n);
 void pgc_error_text(PGconn *c, char *err, size_t cap);
+/* A Postgres text-format value as the field wal2json would have sent:
+ * booleans as true/false, bytea without its \x, numbers as numbers. */
+void pgc_text_field(struct dec_field *f, uint32_t typeoid, const char *text, size_t len);
 
 /* stream.c: the replication protocol */
 int repl_start(struct pgsb *b, char *err, size_t cap);
@@ -138,8 +169,45 @@ int pull_load_position(struct pgsb *b, char *err, size_t cap);
 int snap_init(struct pgsb *b, bool resync, char *err, size_t cap);
 bool snap_is_initialized(struct pgsb *b);
 
+/* push.c: local changes to Postgres */
+int push_reconcile(struct pgsb *b, char *err, size_t cap);
+int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap);
+void push_close(struct pgsb *b);
+bool push_has_pending(struct pgsb *b);
+int push_ensure_schema(struct pgsb *b, char *err, size_t cap);
+int push_prune_tracked(struct pgsb *b, uint64_t applied_lsn);
+int push_remote_is_stale(struct pgsb *b, const char *local_table, const char *key_json,
+                         uint64_t xact_end);
+
+/* tail.c: noticing local commits */
+int tail_start(struct pgsb *b);
+void tail_stop(struct pgsb *b);
+bool tail_changed(struct pgsb *b);
+
+/* conflict.c: the merge point */
+enum conflict_winner { WIN_LOCAL, WIN_REMOTE, WIN_MERGED };
+struct conflict_case {
+	const struct br_table *t;
+	char op;                  /* the local net change: I, U, D */
+	const char *base_json;    /* local old image (NULL for I) */
+	const char *local_json;   /* local new image (NULL for D) */
+	const char *local_time;   /* the local change's time (ISO-8601) */
+	PGresult *remote;         /* the row now in Postgres (0 or 1 row) */
+	const char *remote_time;  /* its commit timestamp, or NULL */
+	char *merged_json;        /* WIN_MERGED: the row to keep (malloc'd) */
+};
+enum conflict_winner conflict_decide(struct pgsb *b, struct conflict_case *cc);
+int64_t conflict_parse_time(const char *s);
+char *conflict_remote_json(PGresult *r);
+const char *conflict_resolution_name(enum conflict_winner w, enum cfg_conflict strategy);
+void ev_emit_conflict(struct pgsb *b, const char *table, const char *pk, const char *strategy,
+                      const char *resolution);
+
 /* run.c */
 void run_connection_lost(struct pgsb *b, const char *why, bool retrying);
+/* A local commit was seen: push now, after the debounce, or at the next
+ * session, as the mode says. */
+void run_local_commit_seen(struct pgsb *b);
 int run_loop(struct pgsb *b);
 
 #endif

@@ -73,6 +73,10 @@ struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
 	b->cfg = cfg;
 	b->event_fn = ev_print_default;
 	dec_parser_init(&b->dec);
+	dec_parser_init(&b->push.base_dec);
+	dec_parser_init(&b->push.final_dec);
+	dec_parser_init(&b->push.key_dec);
+	b->push.inotify_fd = -1;
 	cfg_mask_conninfo(cfg->postgres, b->conninfo_masked, sizeof b->conninfo_masked);
 	if (sl_open(cfg->sqlite, &b->db, &e)) {
 		snprintf(err, errcap, "cannot open SQLite file \"%s\": %s", cfg->sqlite, e.msg);
@@ -94,13 +98,18 @@ void pgsb_free(struct pgsb *b)
 		return;
 	if (b->repl.conn)
 		repl_close(b);
+	push_close(b);
 	for (size_t i = 0; i < b->ntables; i++) {
 		free(b->tables[i].schema);
 		free(b->tables[i].name);
+		pgc_free_columns(b->tables[i].pgcols, b->tables[i].npgcols);
 	}
 	free(b->tables);
 	sl_close(b->db);
 	dec_parser_free(&b->dec);
+	dec_parser_free(&b->push.base_dec);
+	dec_parser_free(&b->push.final_dec);
+	dec_parser_free(&b->push.key_dec);
 	if (b->loop)
 		ev_loop_destroy(b->loop);
 	free(b);
@@ -110,6 +119,12 @@ void pgsb_set_event_callback(struct pgsb *b, pgsb_event_fn fn, void *arg)
 {
 	b->event_fn = fn;
 	b->event_arg = arg;
+}
+
+void pgsb_set_merge_callback(struct pgsb *b, pgsb_merge_fn fn, void *arg)
+{
+	b->merge_fn = fn;
+	b->merge_arg = arg;
 }
 
 void pgsb_request_stop(struct pgsb *b)
@@ -142,11 +157,26 @@ static int prepare(struct pgsb *b)
 
 	if (pgsb_init(b))
 		return -1;
-	if (pull_load_position(b, err, sizeof err)) {
+	if (pull_load_position(b, err, sizeof err) || push_ensure_schema(b, err, sizeof err)) {
 		log_error("%s", err);
 		return -1;
 	}
 	return 0;
+}
+
+/* sync's push half: every pending local change.  0 or -1. */
+static int sync_push(struct pgsb *b)
+{
+	char err[1024];
+	int rc;
+
+	while ((rc = push_pending(b, 50, err, sizeof err)) > 0)
+		;
+	if (rc < 0) {
+		log_error("push failed: %s", err);
+		ev_emit_error(b, err, false);
+	}
+	return rc;
 }
 
 int pgsb_run(struct pgsb *b)
@@ -167,15 +197,20 @@ int pgsb_sync(struct pgsb *b, FILE *out)
 	b->stats.started_us = br_now_us();
 	b->stats.rows = b->stats.xacts = 0;
 	int rc = run_loop(b);
+	bool pulled = rc == 0 && b->repl.target_reached;
+	int pushed = pulled ? sync_push(b) : -1;
 	char lsn[32];
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	dec_format_lsn(b->repl.committed_lsn, lsn, sizeof lsn);
-	fprintf(out, "{\"ok\":%s,\"direction\":\"pull\",\"rows\":%llu,\"transactions\":%llu,"
+	fprintf(out, "{\"ok\":%s,\"direction\":\"both\",\"rows\":%llu,\"transactions\":%llu,"
+	        "\"pushed_rows\":%llu,\"conflicts\":%llu,\"pending_local\":%lld,"
 	        "\"duration_ms\":%lld,\"applied_lsn\":\"%s\",\"peak_rss_kb\":%ld}\n",
-	        rc == 0 && b->repl.target_reached ? "true" : "false",
+	        pulled && pushed == 0 ? "true" : "false",
 	        (unsigned long long)b->stats.rows, (unsigned long long)b->stats.xacts,
+	        (unsigned long long)b->push.rows, (unsigned long long)b->push.conflicts,
+	        (long long)sl_pending_changes(b->db),
 	        (long long)((br_now_us() - b->stats.started_us) / 1000), lsn, ru.ru_maxrss);
 	fflush(out);
-	return rc == 0 && b->repl.target_reached ? 0 : 1;
+	return pulled && pushed == 0 ? 0 : 1;
 }

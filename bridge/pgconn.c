@@ -129,7 +129,7 @@ char *pgc_quote_literal(const char *s)
 }
 
 static int add_table(struct pgsb *b, const char *schema, const char *name,
-                     enum cfg_direction dir, bool skip)
+                     enum cfg_direction dir, enum cfg_conflict conflict, bool skip)
 {
 	struct br_table *t = realloc(b->tables, (b->ntables + 1) * sizeof *t);
 
@@ -141,8 +141,13 @@ static int add_table(struct pgsb *b, const char *schema, const char *name,
 	t->schema = strdup(schema);
 	t->name = strdup(name);
 	t->direction = dir;
+	t->conflict = conflict;
 	t->skip = skip;
 	sl_local_name(schema, strlen(schema), name, strlen(name), t->local, sizeof t->local);
+	char qs[300], qn[300];
+	pgc_quote_ident(schema, qs, sizeof qs);
+	pgc_quote_ident(name, qn, sizeof qn);
+	snprintf(t->qualified, sizeof t->qualified, "%s.%s", qs, qn);
 	return (t->schema && t->name) ? 0 : -1;
 }
 
@@ -151,6 +156,7 @@ static void free_tables(struct pgsb *b)
 	for (size_t i = 0; i < b->ntables; i++) {
 		free(b->tables[i].schema);
 		free(b->tables[i].name);
+		pgc_free_columns(b->tables[i].pgcols, b->tables[i].npgcols);
 	}
 	free(b->tables);
 	b->tables = NULL;
@@ -174,7 +180,7 @@ static int resolve_default_tables(struct pgsb *b, PGconn *c, char *err, size_t c
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++)
-		rc = add_table(b, "public", PQgetvalue(r, i, 0), b->cfg->direction, false);
+		rc = add_table(b, "public", PQgetvalue(r, i, 0), b->cfg->direction, b->cfg->conflict, false);
 	PQclear(r);
 	return rc;
 }
@@ -186,7 +192,8 @@ int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)
 		return resolve_default_tables(b, c, err, cap);
 	for (size_t i = 0; i < b->cfg->ntables; i++) {
 		const struct cfg_table *t = &b->cfg->tables[i];
-		if (add_table(b, t->schema, t->name, cfg_table_direction(b->cfg, t), t->skip)) {
+		if (add_table(b, t->schema, t->name, cfg_table_direction(b->cfg, t),
+		              cfg_table_conflict(b->cfg, t), t->skip)) {
 			snprintf(err, cap, "out of memory");
 			return -1;
 		}
@@ -210,7 +217,7 @@ static PGresult *query_columns(PGconn *c, const struct br_table *t)
 	return PQexecParams(c,
 		"SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, "
 		"COALESCE((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY AS k(att, n) "
-		"WHERE k.att = a.attnum), 0) "
+		"WHERE k.att = a.attnum), 0), a.atthasdef OR a.attidentity <> '' "
 		"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
 		"JOIN pg_namespace n ON n.oid = c.relnamespace "
 		"LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
@@ -239,6 +246,7 @@ int pgc_table_columns(PGconn *c, const struct br_table *t, struct sl_column **ou
 		cols[i].pg_type = strdup(PQgetvalue(r, i, 1));
 		cols[i].typeoid = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
 		cols[i].pk_pos = atoi(PQgetvalue(r, i, 3));
+		cols[i].has_default = PQgetvalue(r, i, 4)[0] == 't';
 	}
 	PQclear(r);
 	if (!cols) {
@@ -248,4 +256,20 @@ int pgc_table_columns(PGconn *c, const struct br_table *t, struct sl_column **ou
 	*out = cols;
 	*nout = (size_t)n;
 	return 0;
+}
+
+void pgc_text_field(struct dec_field *f, uint32_t typeoid, const char *text, size_t len)
+{
+	f->kind = DEC_STRING;
+	f->value.p = text;
+	f->value.len = len;
+	if (typeoid == 16) { /* boolean: Postgres prints t / f */
+		f->kind = text[0] == 't' ? DEC_TRUE : DEC_FALSE;
+	} else if (typeoid == 17 && len >= 2 && text[0] == '\\' && text[1] == 'x') {
+		f->value.p = text + 2; /* bytea: hex, as wal2json sends it */
+		f->value.len = len - 2;
+	} else if (typeoid == 20 || typeoid == 21 || typeoid == 23 || typeoid == 1700 ||
+	           typeoid == 700 || typeoid == 701) {
+		f->kind = DEC_NUMBER;
+	}
 }

@@ -17,6 +17,15 @@ struct pgsb; /* a bridge */
  * "progress") with the event's name and its one-line JSON text. */
 typedef void (*pgsb_event_fn)(const char *event, const char *json, void *arg);
 
+/* Settles a conflict by the embedder's own rule.  table is the local table
+ * name; base, local and remote are the row as JSON objects (base: before
+ * the local change, NULL for an insert; local: the local version, NULL for
+ * a delete; remote: the Postgres version, NULL when the row is gone there).
+ * Return a malloc'd JSON object to keep on both sides, or NULL to let the
+ * configured strategy decide. */
+typedef char *(*pgsb_merge_fn)(const char *table, const char *base, const char *local,
+                               const char *remote, void *arg);
+
 /* Loads path (or $PGSQLITE_BRIDGE_CONFIG, or ./pgsqlite-bridge.conf when
  * path is NULL) plus environment overrides.  NULL on error, with a message
  * naming file, line, key and what is allowed in err. */
@@ -30,6 +39,9 @@ void pgsb_free(struct pgsb *b);
 /* Events go to this callback; by default they are printed as JSON lines on
  * stdout.  Pass NULL to silence them. */
 void pgsb_set_event_callback(struct pgsb *b, pgsb_event_fn fn, void *arg);
+
+/* Conflicts go to this callback first (see pgsb_merge_fn). */
+void pgsb_set_merge_callback(struct pgsb *b, pgsb_merge_fn fn, void *arg);
 
 /* The commands.  Each returns the process exit code the contract gives:
  * 0 success, 1 failure / a problem found. */

@@ -4,6 +4,10 @@
  * end LSN is at or below what SQLite already holds is skipped, so a replay
  * after a crash applies nothing twice. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
 #include <string.h>
 
 #include "br.h"
@@ -74,6 +78,9 @@ static int on_begin(struct pgsb *b, const struct dec_record *rec, char *err, siz
 	}
 	r->in_xact = true;
 	r->skipping = rec->nextlsn != 0 && rec->nextlsn <= have;
+	b->xact_end_lsn = rec->nextlsn;
+	snprintf(b->xact_time, sizeof b->xact_time, "%.*s", (int)rec->timestamp.len,
+	         rec->timestamp.p ? rec->timestamp.p : "");
 	if (r->skipping)
 		log_debug("skipping transaction %u: already applied", rec->xid);
 	return 0;
@@ -107,6 +114,100 @@ static int on_commit(struct pgsb *b, const struct dec_record *rec, char *err, si
 	return 0;
 }
 
+/* The key columns of a remote change: the old key (identity) for updates
+ * and deletes, the new row's for inserts. */
+static size_t record_key(const struct dec_record *rec, struct dec_field *key, size_t cap)
+{
+	const struct dec_field *src = rec->nidentity ? rec->identity : rec->columns;
+	size_t nsrc = rec->nidentity ? rec->nidentity : rec->ncolumns, n = 0;
+
+	for (size_t i = 0; i < nsrc && n < cap; i++)
+		for (size_t k = 0; k < rec->npk; k++)
+			if (src[i].name.len == rec->pk[k].name.len &&
+			    memcmp(src[i].name.p, rec->pk[k].name.p, src[i].name.len) == 0)
+				key[n++] = src[i];
+	return n;
+}
+
+/* The remote change's new row as JSON (values as wal2json sent them). */
+static char *record_json(const struct dec_record *rec)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	for (size_t i = 0; i < rec->ncolumns; i++) {
+		const struct dec_field *f = &rec->columns[i];
+		char *name = strndup(f->name.p, f->name.len), *v = strndup(f->value.p ? f->value.p : "", f->value.len);
+		cJSON *item = f->kind == DEC_NULL ? cJSON_CreateNull()
+		              : f->kind == DEC_TRUE || f->kind == DEC_FALSE ? cJSON_CreateBool(f->kind == DEC_TRUE)
+		              : f->kind == DEC_NUMBER ? cJSON_CreateRaw(v) : cJSON_CreateString(v);
+		cJSON_AddItemToObject(o, name, item);
+		free(name);
+		free(v);
+	}
+	char *s = rec->ncolumns ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return s;
+}
+
+/* remote-wins and keep-both settle here: the remote change is applied and
+ * the row's unpushed local changes dropped (keep-both keeps the local
+ * version in _pgsqlite_conflicts).  The other strategies leave the local
+ * version in place: its push finds Postgres changed and settles there. */
+static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                          const struct dec_field *key, size_t nkey, bool *apply, char *err,
+                          size_t cap)
+{
+	struct sl_err e = {0};
+	bool keep_both = t->conflict == CFG_CONFLICT_KEEP_BOTH;
+
+	*apply = t->conflict == CFG_CONFLICT_REMOTE_WINS || keep_both;
+	if (!*apply)
+		return 0;
+	char *pk = sl_key_json(b->db, t->local, key, nkey, &e);
+	char *local = sl_row_json(b->db, t->local, key, nkey, &e);
+	char *remote = record_json(rec);
+	int rc = sl_drop_pending_for_row(b->db, t->local, key, nkey, &e) < 0 ||
+	         sl_conflict_record(b->db, t->local, pk, local, remote, cfg_conflict_name(t->conflict),
+	                            keep_both ? "kept-both" : "remote", !keep_both, &e) ? -1 : 0;
+	if (rc == 0)
+		ev_emit_conflict(b, t->local, pk, cfg_conflict_name(t->conflict),
+		                 keep_both ? "kept-both" : "remote");
+	else
+		snprintf(err, cap, "cannot settle a conflict on \"%s\": %s", t->local, e.msg);
+	free(pk);
+	free(local);
+	free(remote);
+	return rc;
+}
+
+/* Should this remote change reach SQLite?  Not when our own push of the
+ * row committed after it, nor when the row has unpushed local changes and
+ * the strategy leaves the local version in place. */
+static int remote_change_applies(struct pgsb *b, const struct br_table *t,
+                                 const struct dec_record *rec, bool *apply, char *err, size_t cap)
+{
+	struct dec_field key[64];
+	struct sl_err e = {0};
+	size_t nkey = rec->action == DEC_TRUNCATE ? 0 : record_key(rec, key, 64);
+
+	*apply = true;
+	if (nkey == 0 || t->direction == CFG_DIRECTION_PULL)
+		return 0;
+	if (b->push.pushed_rows_tracked > 0) {
+		char *pk = sl_key_json(b->db, t->local, key, nkey, &e);
+		*apply = !(pk && push_remote_is_stale(b, t->local, pk, b->xact_end_lsn));
+		free(pk);
+		if (!*apply)
+			return 0;
+	}
+	int pending = sl_pending_for_row(b->db, t->local, key, nkey, NULL, &e);
+	if (pending < 0) {
+		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+		return -1;
+	}
+	return pending ? settle_on_pull(b, t, rec, key, nkey, apply, err, cap) : 0;
+}
+
 static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap)
 {
 	struct repl *r = &b->repl;
@@ -123,7 +224,10 @@ static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, si
 		return 0;
 	if (ensure_batch(b, err, cap))
 		return -1;
-	if (sl_apply(b->db, rec, &e)) {
+	bool apply;
+	if (remote_change_applies(b, t, rec, &apply, err, cap))
+		return -1;
+	if (apply && sl_apply(b->db, rec, &e)) {
 		snprintf(err, cap, "cannot apply a change to \"%s\": %s", t->local, e.msg);
 		return -1;
 	}
@@ -163,6 +267,10 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
 		return 0;
 	dec_format_lsn(r->pending_lsn, lsn, sizeof lsn);
 	br_iso_time(now, sizeof now);
+	if (push_prune_tracked(b, r->pending_lsn)) {
+		snprintf(err, cap, "cannot prune _pgsqlite_pushed: %s", sqlite3_errmsg(sl_handle(b->db)));
+		return -1;
+	}
 	if (sl_state_set(b->db, "applied_lsn", lsn, &e) ||
 	    sl_state_set(b->db, "last_sync", now, &e) || sl_commit(b->db, &e)) {
 		snprintf(err, cap, "cannot commit to SQLite: %s", e.msg);

@@ -86,6 +86,47 @@ static void try_connect(struct pgsb *b)
 	run_connection_lost(b, err, true);
 }
 
+/* Pushes what the change log holds; on failure, retries after a backoff. */
+static void try_push(struct pgsb *b)
+{
+	struct push *p = &b->push;
+	char err[1024];
+	int64_t now = br_now_us();
+
+	if (now < p->next_attempt_us)
+		return;
+	int rc = push_pending(b, 50, err, sizeof err);
+	if (rc < 0) {
+		log_warn("push failed: %s", err);
+		ev_emit_error(b, err, true);
+		p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2)
+		                              : BACKOFF_MIN_MS;
+		p->next_attempt_us = now + (int64_t)p->backoff_ms * 1000;
+		return;
+	}
+	p->backoff_ms = 0;
+	p->wanted = rc > 0; /* more than one call's worth: continue on the next tick */
+}
+
+void run_local_commit_seen(struct pgsb *b)
+{
+	b->push.wanted = true;
+	if (b->cfg->mode == CFG_MODE_AUTO)
+		b->push.due_us = br_now_us() + b->cfg->debounce_ms * 1000;
+	else if (b->cfg->mode == CFG_MODE_REALTIME && !b->one_shot)
+		try_push(b);
+}
+
+/* Fallback to inotify, and pushes that are due. */
+static void tick_push(struct pgsb *b, int64_t now)
+{
+	if (now - b->push.last_check_us >= 1000000LL && tail_changed(b))
+		run_local_commit_seen(b);
+	bool streaming = b->cfg->mode == CFG_MODE_REALTIME || b->cfg->mode == CFG_MODE_AUTO;
+	if (streaming && !b->one_shot && b->push.wanted && now >= b->push.due_us)
+		try_push(b);
+}
+
 /* Streaming modes keep a connection; the others open one per session
  * (a sync up to the server's position when it starts). */
 static bool streaming_mode(const struct pgsb *b)
@@ -94,11 +135,23 @@ static bool streaming_mode(const struct pgsb *b)
 	       (b->cfg->mode == CFG_MODE_REALTIME || b->cfg->mode == CFG_MODE_AUTO);
 }
 
-/* A finished session: report it, then wait for the next trigger. */
+/* A finished session: push what is pending, then wait for the next
+ * trigger. */
 static void session_done(struct pgsb *b)
 {
 	struct repl *r = &b->repl;
+	char err[1024];
 
+	while (push_has_pending(b)) {
+		int rc = push_pending(b, 50, err, sizeof err);
+		if (rc < 0) {
+			log_warn("push failed: %s", err);
+			ev_emit_error(b, err, true);
+			break;
+		}
+		if (rc == 0)
+			break;
+	}
 	b->session_active = false;
 	r->target_lsn = 0;
 	r->target_reached = false;
@@ -207,6 +260,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	tick_push(b, now);
 	if (b->stop_requested && !b->stopping) {
 		log_info("stopping: finishing the transaction in hand");
 		b->stopping = true;
@@ -274,8 +328,13 @@ int run_loop(struct pgsb *b)
 	b->next_session_us = 0;
 	b->exit_code = 0;
 	b->last_heartbeat_us = br_now_us();
+	b->push.inotify_fd = -1;
 	start_watchers(b);
+	if (!b->one_shot)
+		tail_start(b);
+	b->push.wanted = push_has_pending(b);
 	ev_run(b->loop, 0);
+	tail_stop(b);
 	if (b->repl.state != REPL_IDLE) {
 		char err[512];
 		if (!b->repl.in_xact && pull_commit_batch(b, err, sizeof err))

@@ -77,24 +77,6 @@ static size_t copy_unescape(const char *s, const char *e, char *out)
 	return o;
 }
 
-/* The wal2json-shaped value of one COPY field for a column. */
-static void copy_field_value(struct dec_field *f, const struct sl_column *col,
-                             char *text, size_t len)
-{
-	f->kind = DEC_STRING;
-	f->value.p = text;
-	f->value.len = len;
-	if (col->typeoid == 16) { /* boolean: COPY prints t / f */
-		f->kind = text[0] == 't' ? DEC_TRUE : DEC_FALSE;
-	} else if (col->typeoid == 17 && len >= 2 && text[0] == '\\' && text[1] == 'x') {
-		f->value.p = text + 2; /* bytea: hex, as wal2json sends it */
-		f->value.len = len - 2;
-	} else if (col->typeoid == 20 || col->typeoid == 21 || col->typeoid == 23 ||
-	           col->typeoid == 1700 || col->typeoid == 700 || col->typeoid == 701) {
-		f->kind = DEC_NUMBER;
-	}
-}
-
 static int copy_row(struct pgsb *b, struct copy_ctx *cx, const char *row, size_t len,
                     char *err, size_t cap)
 {
@@ -116,7 +98,7 @@ static int copy_row(struct pgsb *b, struct copy_ctx *cx, const char *row, size_t
 			f->value.len = 0;
 		} else {
 			size_t n = copy_unescape(p, fe, out);
-			copy_field_value(f, &cx->cols[i], out, n);
+			pgc_text_field(f, cx->cols[i].typeoid, out, n);
 			out += n;
 		}
 		p = fe < end ? fe + 1 : end;
@@ -407,6 +389,48 @@ static int ensure_local_tables(struct pgsb *b, PGconn *pc, char *err, size_t cap
 	return 0;
 }
 
+/* The replication origin the push side runs under (named like the slot):
+ * the slot filters it, so our own pushes never come back. */
+static int ensure_origin(struct pgsb *b, PGconn *pc, char *err, size_t cap)
+{
+	const char *params[1] = {b->cfg->slot};
+	PGresult *r = PQexecParams(pc,
+		"SELECT pg_replication_origin_create($1) WHERE NOT EXISTS "
+		"(SELECT 1 FROM pg_replication_origin WHERE roname = $1)",
+		1, NULL, params, NULL, NULL, 0);
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+
+	if (rc)
+		pgc_error_text(pc, err, cap);
+	PQclear(r);
+	return rc;
+}
+
+static bool any_push(const struct pgsb *b)
+{
+	for (size_t i = 0; i < b->ntables; i++)
+		if (b->tables[i].direction != CFG_DIRECTION_PULL)
+			return true;
+	return false;
+}
+
+/* Change-log triggers on every table that pushes; none on pull-only ones. */
+static int install_capture(struct pgsb *b, char *err, size_t cap)
+{
+	struct sl_err e;
+
+	for (size_t i = 0; i < b->ntables; i++) {
+		const struct br_table *t = &b->tables[i];
+		int rc = t->direction == CFG_DIRECTION_PULL ? sl_capture_remove(b->db, t->local, &e)
+		                                            : sl_capture_install(b->db, t->local, &e);
+		if (rc) {
+			snprintf(err, cap, "cannot install the change-log triggers on \"%s\": %s", t->local, e.msg);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int slot_exists(PGconn *pc, const char *slot)
 {
 	const char *params[1] = {slot};
@@ -457,12 +481,15 @@ int snap_init(struct pgsb *b, bool resync, char *err, size_t cap)
 		return -1;
 	if (pgc_resolve_tables(b, pc, err, cap) || require_keys(b, pc, err, cap))
 		goto out;
-	int exists = slot_exists(pc, b->cfg->slot);
-	if (!resync && exists == 1 && snap_is_initialized(b)) {
-		rc = ensure_local_tables(b, pc, err, cap); /* already done: idempotent */
+	if (any_push(b) && ensure_origin(b, pc, err, cap))
 		goto out;
-	}
-	rc = snapshot_copy(b, pc, resync || snap_is_initialized(b), err, cap);
+	int exists = slot_exists(pc, b->cfg->slot);
+	if (!resync && exists == 1 && snap_is_initialized(b))
+		rc = ensure_local_tables(b, pc, err, cap); /* already done: idempotent */
+	else
+		rc = snapshot_copy(b, pc, resync || snap_is_initialized(b), err, cap);
+	if (rc == 0)
+		rc = install_capture(b, err, cap);
 out:
 	PQfinish(pc);
 	return rc;

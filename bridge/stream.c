@@ -97,23 +97,43 @@ static char *add_tables_list(struct pgsb *b)
 	return list;
 }
 
+/* The numeric id of our replication origin ("" when there is none):
+ * wal2json's filter-origins takes ids, not names. */
+static void origin_id(struct pgsb *b, char *buf, size_t cap)
+{
+	char *lit = pgc_quote_literal(b->cfg->slot), *sql = NULL;
+
+	buf[0] = '\0';
+	if (lit && asprintf(&sql, "SELECT roident FROM pg_replication_origin WHERE roname = %s", lit) >= 0) {
+		PGresult *r = PQexec(b->repl.conn, sql);
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1)
+			snprintf(buf, cap, "%s", PQgetvalue(r, 0, 0));
+		PQclear(r);
+	}
+	free(sql);
+	free(lit);
+}
+
 /* START_REPLICATION with our wal2json options; the command is built with
  * quoted identifiers and escaped literals (the replication protocol only
  * takes simple queries, so there are no bound parameters here). */
 static char *start_command(struct pgsb *b)
 {
-	char slot[300], lsn[32];
+	char slot[300], lsn[32], origin[32], filter[64] = "";
 	char *tables = add_tables_list(b);
 	char *lit = tables ? pgc_quote_literal(tables) : NULL;
 	char *cmd = NULL;
 
 	pgc_quote_ident(b->cfg->slot, slot, sizeof slot);
 	dec_format_lsn(b->repl.ack_lsn, lsn, sizeof lsn);
+	origin_id(b, origin, sizeof origin);
+	if (origin[0])
+		snprintf(filter, sizeof filter, ", \"filter-origins\" '%s'", origin);
 	if (lit && asprintf(&cmd,
 		"START_REPLICATION SLOT %s LOGICAL %s (\"format-version\" '2', "
 		"\"include-transaction\" '1', \"include-lsn\" '1', \"include-xids\" '1', "
 		"\"include-timestamp\" '1', \"include-origin\" '1', \"include-pk\" '1', "
-		"\"include-type-oids\" '1', \"add-tables\" %s)", slot, lsn, lit) < 0)
+		"\"include-type-oids\" '1', \"add-tables\" %s%s)", slot, lsn, lit, filter) < 0)
 		cmd = NULL;
 	free(lit);
 	free(tables);

@@ -95,6 +95,15 @@ int dec_parse(struct dec_parser *p, const char *line, size_t len,
               struct dec_record *out, struct dec_error *err)
 	__attribute__((warn_unused_result));
 
+/* Parses a flat JSON object of scalars, {"name": value, ...} where each
+ * value is null, true, false, a number (text kept exactly) or a string,
+ * into p's reused field array (name, kind, value; type empty, typeoid 0).
+ * Used for the change log's row images.  Pointers are valid until the
+ * next call on p.  Returns 0, or -1 with *err (-2 out of memory). */
+int dec_parse_object(struct dec_parser *p, const char *text, size_t len,
+                     struct dec_field **fields, size_t *nfields, struct dec_error *err)
+	__attribute__((warn_unused_result));
+
 /* "16/B374D848" -> 0x16B374D848. Returns 0 or -1. */
 int dec_parse_lsn(const char *s, size_t len, uint64_t *out)
 	__attribute__((warn_unused_result));

@@ -27,6 +27,7 @@ struct sl_column {
 	const char *pg_type; /* format_type() text: "integer", "numeric(10,2)", "text[]" */
 	uint32_t typeoid;    /* pg_type oid (0 if unknown) */
 	int pk_pos;          /* 1-based position in the primary key; 0 = not in it */
+	bool has_default;    /* Postgres has a default for it (push: a NULL insert omits it) */
 };
 
 /* Opens (creating if needed) the SQLite file: WAL journal, synchronous=FULL

@@ -843,9 +843,9 @@ Test(sl, an_error_message_names_the_table_and_sqlite_reason)
 Test(sl, ensure_table_creates_the_key_in_key_order_and_adds_columns_later)
 {
 	struct sl_column cols[] = {
-		{"v", "text", 25, 0}, {"b", "integer", 23, 2}, {"a", "character varying(20)", 1043, 1}};
-	struct sl_column more[] = {{"a", "character varying(20)", 1043, 1},
-	                           {"w", "double precision", 0, 0}};
+		{"v", "text", 25, 0, false}, {"b", "integer", 23, 2, false}, {"a", "character varying(20)", 1043, 1, false}};
+	struct sl_column more[] = {{"a", "character varying(20)", 1043, 1, false},
+	                           {"w", "double precision", 0, 0, false}};
 	struct sl_err e = {0};
 
 	open_db();
@@ -859,7 +859,7 @@ Test(sl, ensure_table_creates_the_key_in_key_order_and_adds_columns_later)
 
 Test(sl, ensure_table_without_a_key_is_an_error)
 {
-	struct sl_column cols[] = {{"v", "text", 25, 0}};
+	struct sl_column cols[] = {{"v", "text", 25, 0, false}};
 	struct sl_err e = {0};
 
 	open_db();

@@ -1,0 +1,91 @@
+/* tail.c: notices local commits to the SQLite file without busy polling:
+ * inotify on the file's directory (the database and its -wal file), each
+ * wake-up confirmed with PRAGMA data_version, which moves only when
+ * another connection commits.  The tick timer calls tail_changed() as a
+ * bounded fallback. */
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "br.h"
+#include "log.h"
+
+bool tail_changed(struct pgsb *b)
+{
+	sqlite3_stmt *st;
+	int64_t v = b->push.last_data_version;
+
+	if (sqlite3_prepare_v2(sl_handle(b->db), "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
+		return false;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	b->push.last_check_us = br_now_us();
+	if (v == b->push.last_data_version)
+		return false;
+	b->push.last_data_version = v;
+	return true;
+}
+
+/* Is this inotify event about our database or its WAL? */
+static bool ours(struct pgsb *b, const struct inotify_event *ev)
+{
+	char *copy = strdup(b->cfg->sqlite);
+	const char *base = copy ? basename(copy) : "";
+	size_t n = strlen(base);
+	bool match = ev->len && strncmp(ev->name, base, n) == 0 &&
+	             (ev->name[n] == '\0' || strcmp(ev->name + n, "-wal") == 0);
+
+	free(copy);
+	return match;
+}
+
+static void on_inotify(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pgsb *b = w->data;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool relevant = false;
+	ssize_t n;
+
+	(void)loop;
+	(void)revents;
+	while ((n = read(w->fd, buf, sizeof buf)) > 0)
+		for (char *p = buf; p < buf + n; p += sizeof(struct inotify_event) + ((struct inotify_event *)p)->len)
+			relevant |= ours(b, (const struct inotify_event *)p);
+	if (relevant && tail_changed(b))
+		run_local_commit_seen(b);
+}
+
+int tail_start(struct pgsb *b)
+{
+	char *copy = strdup(b->cfg->sqlite);
+	const char *dir = copy ? dirname(copy) : ".";
+	int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+
+	tail_changed(b); /* the baseline */
+	if (fd < 0 || inotify_add_watch(fd, dir, IN_MODIFY | IN_CLOSE_WRITE | IN_CREATE | IN_MOVED_TO) < 0) {
+		log_warn("cannot watch \"%s\" for local commits (%m); checking every second instead", dir);
+		if (fd >= 0)
+			close(fd);
+		free(copy);
+		b->push.inotify_fd = -1;
+		return 0;
+	}
+	free(copy);
+	b->push.inotify_fd = fd;
+	ev_io_init(&b->push.watch, on_inotify, fd, EV_READ);
+	b->push.watch.data = b;
+	ev_io_start(b->loop, &b->push.watch);
+	return 0;
+}
+
+void tail_stop(struct pgsb *b)
+{
+	if (b->push.inotify_fd < 0)
+		return;
+	ev_io_stop(b->loop, &b->push.watch);
+	close(b->push.inotify_fd);
+	b->push.inotify_fd = -1;
+}
