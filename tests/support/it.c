@@ -77,17 +77,47 @@ void it_setup(struct it_env *e, const char *name)
 	e->pg = connect_db(e->db);
 }
 
+void it_add_client(struct it_env *base, struct it_env *client, const char *suffix)
+{
+	*client = *base;
+	client->shares_pg = true;
+	snprintf(client->slot, sizeof client->slot, "%.50s_%s", base->slot, suffix);
+	snprintf(client->dir, sizeof client->dir, "%.480s_%s", base->dir, suffix);
+	mkdir(client->dir, 0755);
+	snprintf(client->conf, sizeof client->conf, "%s/bridge.conf", client->dir);
+	snprintf(client->sqlite, sizeof client->sqlite, "%s/local.db", client->dir);
+}
+
+void it_sqlite_exec(struct it_env *e, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql, *err = NULL;
+	va_start(ap, fmt);
+	cr_assert(vasprintf(&sql, fmt, ap) >= 0);
+	va_end(ap);
+	sqlite3 *db = it_sqlite_open(e);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	cr_assert_eq(rc, SQLITE_OK, "SQLite failed: %s: %s", sql, err ? err : "");
+	sqlite3_close(db);
+	free(sql);
+}
+
 void it_teardown(struct it_env *e)
 {
 	free_kept();
 	if (!e->pg)
 		return;
-	PQfinish(e->pg);
+	if (!e->shares_pg)
+		PQfinish(e->pg);
 	PGconn *c = connect_db("postgres");
 	char sql[200];
 	snprintf(sql, sizeof sql,
 	         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
 	         "WHERE slot_name = '%s' AND NOT active", e->slot);
+	PQclear(PQexec(c, sql));
+	snprintf(sql, sizeof sql,
+	         "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = '%s'",
+	         e->slot);
 	PQclear(PQexec(c, sql));
 	PQfinish(c);
 	e->pg = NULL;

@@ -20,9 +20,15 @@ struct it_env {
 	char conf[600];
 	char sqlite[600];
 	PGconn *pg;
+	bool shares_pg;     /* a second client of another env's database */
 };
 
 void it_setup(struct it_env *e, const char *name);
+/* A further client of base's database: its own SQLite file, slot and
+ * config, the same Postgres database. */
+void it_add_client(struct it_env *base, struct it_env *client, const char *suffix);
+/* Runs an SQL statement on the env's SQLite file as an application would. */
+void it_sqlite_exec(struct it_env *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void it_teardown(struct it_env *e);
 /* Writes the config: [bridge] with postgres, sqlite, slot, mode, then extra. */
 void it_write_conf(struct it_env *e, const char *mode, const char *extra);
