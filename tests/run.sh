@@ -17,6 +17,7 @@ trap cleanup EXIT INT TERM
 mkdir -p "$dir/sanitizer"
 chmod 777 "$dir/sanitizer"
 export ASAN_OPTIONS="log_path=$dir/sanitizer/report:detect_leaks=1:abort_on_error=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 export UBSAN_OPTIONS="log_path=$dir/sanitizer/report:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 sanitizer_reports() {
 	if ls "$dir/sanitizer"/report* >/dev/null 2>&1; then

@@ -769,7 +769,7 @@ static void gen_key(struct gen_obj *g, size_t k, size_t dup_at)
 		f->name_len = was->name_len;
 		return;
 	}
-	char suffix[16];
+	char suffix[24];
 	snprintf(suffix, sizeof suffix, "#%zu", k);
 	gen_string(g, f->name, &f->name_len, false, suffix);
 }
