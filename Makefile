@@ -51,6 +51,7 @@ BIN        := $(BUILD)/pgsqlite-bridge
 
 UNIT_SRCS  := $(wildcard tests/unit/*.c)
 INTEG_SRCS := $(wildcard tests/integ/*.c) $(wildcard tests/support/*.c)
+LATENCY_BIN := $(BUILD)/bench-latency
 UNIT_BIN   := $(BUILD)/test-unit
 INTEG_BIN  := $(BUILD)/test-integ
 
@@ -106,8 +107,11 @@ fuzz:
 	$(BUILD)/fuzz-dec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		$(BUILD)/fuzz-corpus tests/fixtures
 
+$(LATENCY_BIN): $(BUILD)/obj/tests/bench/latency.o
+	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) -o $@
+
 bench: deps
-	$(MAKE) all
+	$(MAKE) all $(LATENCY_BIN)
 	BUILD=$(BUILD) tests/bench/run.sh
 
 install: $(BIN)

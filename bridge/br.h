@@ -27,6 +27,9 @@ struct br_table {
 	bool skip;
 	struct sl_column *pgcols;      /* Postgres columns (push side), loaded lazily */
 	size_t npgcols;
+	bool stage_ready;              /* push: its temporary stage table exists on the connection */
+	bool server_computes;          /* defaults, identity, generated columns or triggers:
+	                                  pushed rows are read back */
 };
 
 /* The push side's connection and position. */
@@ -41,11 +44,17 @@ struct push {
 	int64_t last_check_us;    /* fallback check of data_version */
 	int inotify_fd;
 	ev_io watch;              /* inotify on the SQLite file's directory */
+	ev_timer recheck;         /* re-check data_version shortly after a wake-up */
+	int rechecks_left;
 	struct dec_parser base_dec, final_dec, key_dec;
 	uint64_t rows;            /* rows pushed by this process (summary) */
 	uint64_t conflicts;
 	int64_t pushed_rows_tracked; /* rows in _pgsqlite_pushed (0: skip the pull-side check) */
 	bool commit_ts;           /* track_commit_timestamp is on: remote commit times known */
+	sqlite3_stmt *st_pending; /* cached: a later local change for a row? */
+	sqlite3_stmt *st_track;   /* cached: remember a pushed row's commit LSN */
+	char *line;               /* reused COPY line buffer */
+	size_t line_cap;
 };
 
 /* States of the replication connection. */
@@ -173,6 +182,7 @@ bool snap_is_initialized(struct pgsb *b);
 int push_reconcile(struct pgsb *b, char *err, size_t cap);
 int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap);
 void push_close(struct pgsb *b);
+void push_free(struct pgsb *b);
 bool push_has_pending(struct pgsb *b);
 int push_ensure_schema(struct pgsb *b, char *err, size_t cap);
 int push_prune_tracked(struct pgsb *b, uint64_t applied_lsn);

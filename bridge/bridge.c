@@ -99,6 +99,7 @@ void pgsb_free(struct pgsb *b)
 	if (b->repl.conn)
 		repl_close(b);
 	push_close(b);
+	push_free(b);
 	for (size_t i = 0; i < b->ntables; i++) {
 		free(b->tables[i].schema);
 		free(b->tables[i].name);

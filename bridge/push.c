@@ -10,12 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "br.h"
 #include "log.h"
 
-#define PUSH_BATCH 1000
+#define PUSH_BATCH 20000
 #define COMMIT_TS_COLUMN "_pgsb_commit_ts"
 
 /* What happened to one row of a batch. */
@@ -36,9 +37,13 @@ struct entry {
 	const char *final;       /* row after the batch (NULL: deleted) */
 	const char *changed_at;  /* time of its last change */
 	enum outcome outcome;
-	PGresult *res;           /* RETURNING rows of the statement that applied */
+	bool sent;               /* its guarded statement went to Postgres */
+	PGresult *res;           /* the result holding its RETURNING row */
+	int row;                 /* that row in res; -1: the statement missed */
+	bool owns_res;           /* res is this entry's own (else the batch's) */
 	PGresult *remote;        /* conflicts: the Postgres row (0 or 1 rows) */
 	char *merged;            /* OUT_MERGED: the merged row */
+	struct entry *next_same; /* fold: next entry in the same hash bucket */
 };
 
 struct batch {
@@ -49,7 +54,21 @@ struct batch {
 	int64_t last_seq;
 	uint64_t commit_lsn;     /* end LSN of the push's commit in Postgres */
 	uint64_t conflicts;
+	struct entry **buckets;  /* fold: hash index over (table, key) */
+	size_t nbuckets;
+	PGresult *shared[64];    /* results of bulk inserts, shared by entries */
+	int nshared;
 };
+
+/* Sets an entry's own result (one statement, at most one row). */
+static void entry_own_result(struct entry *e, PGresult *r)
+{
+	if (e->owns_res)
+		PQclear(e->res);
+	e->res = r;
+	e->owns_res = r != NULL;
+	e->row = r && PQntuples(r) > 0 ? 0 : -1;
+}
 
 /* A growing list of parameter strings freed together. */
 struct params {
@@ -108,11 +127,20 @@ static char *input_text(const struct dec_field *f, const struct sl_column *c, bo
 
 /* ---- folding a batch: one net change per row ---- */
 
+static size_t bucket_of(const struct batch *bt, const struct br_table *t, const char *key)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)t;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (size_t)(h % bt->nbuckets);
+}
+
 static struct entry *find_entry(struct batch *bt, const struct br_table *t, const char *key)
 {
-	for (size_t i = bt->ne; i-- > 0;)
-		if (bt->e[i].t == t && strcmp(bt->e[i].key, key) == 0)
-			return &bt->e[i];
+	for (struct entry *e = bt->buckets[bucket_of(bt, t, key)]; e; e = e->next_same)
+		if (e->t == t && strcmp(e->key, key) == 0)
+			return e;
 	return NULL;
 }
 
@@ -121,11 +149,15 @@ static void fold_change(struct batch *bt, const struct br_table *t, const struct
 	struct entry *e = find_entry(bt, t, c->pk);
 
 	if (!e) {
+		size_t k = bucket_of(bt, t, c->pk);
 		e = &bt->e[bt->ne++];
 		memset(e, 0, sizeof *e);
 		e->t = t;
 		e->key = c->pk;
 		e->base = c->op == 'I' ? NULL : c->old_row;
+		e->row = -1;
+		e->next_same = bt->buckets[k];
+		bt->buckets[k] = e;
 	}
 	e->final = c->op == 'D' ? NULL : c->new_row;
 	e->changed_at = c->changed_at;
@@ -135,7 +167,9 @@ static void fold_change(struct batch *bt, const struct br_table *t, const struct
 static int fold(struct pgsb *b, struct batch *bt)
 {
 	bt->e = calloc(bt->nch, sizeof *bt->e);
-	if (!bt->e)
+	bt->nbuckets = 2 * bt->nch + 1;
+	bt->buckets = calloc(bt->nbuckets, sizeof *bt->buckets);
+	if (!bt->e || !bt->buckets)
 		return -1;
 	for (size_t i = 0; i < bt->nch; i++) {
 		const struct br_table *t = table_by_local(b, bt->ch[i].table);
@@ -325,6 +359,333 @@ static int entry_sql(struct pgsb *b, struct entry *e, char **sql, struct params 
 	return p->overflow ? -1 : rc;
 }
 
+/* ---- bulk inserts: COPY into a stage table, one INSERT ... SELECT ---- */
+
+#define BULK_MIN 16 /* fewer inserts of one shape go one statement each */
+
+/* Which Postgres columns an insert of this entry sends ('1' / '0' per
+ * column of t->pgcols): entries with the same shape share a bulk insert. */
+static int insert_shape(struct pgsb *b, const struct entry *e, char *shape)
+{
+	struct dec_field *f;
+	size_t n;
+
+	memset(shape, '0', e->t->npgcols);
+	if (parse_image(&b->push.final_dec, e->final, &f, &n))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct sl_column *c = insert_col(e->t, &f[i], false);
+		if (c)
+			shape[c - e->t->pgcols] = '1';
+	}
+	return 0;
+}
+
+static int ensure_stage(struct pgsb *b, struct br_table *t, char *err, size_t cap)
+{
+	char sql[900];
+
+	if (t->stage_ready)
+		return 0;
+	snprintf(sql, sizeof sql, "CREATE TEMP TABLE IF NOT EXISTS pgsb_stage_%d ON COMMIT DELETE ROWS "
+	         "AS SELECT *, 0::int AS pgsb_ord FROM %s WITH NO DATA", (int)(t - b->tables), t->qualified);
+	if (pgc_exec_ok(b->push.conn, sql, err, cap))
+		return -1;
+	t->stage_ready = true;
+	return 0;
+}
+
+/* The reusable COPY line of the push side. */
+static bool line_room(struct push *p, size_t len, size_t more)
+{
+	if (len + more <= p->line_cap)
+		return true;
+	size_t cap = (len + more) * 2 + 256;
+	char *grown = realloc(p->line, cap);
+	if (!grown)
+		return false;
+	p->line = grown;
+	p->line_cap = cap;
+	return true;
+}
+
+/* Appends a field's Postgres input text in COPY text form. */
+static bool copy_value(struct push *p, size_t *len, const struct dec_field *f,
+                       const struct sl_column *c)
+{
+	if (!line_room(p, *len, 2 * (f ? f->value.len : 0) + 8))
+		return false;
+	char *o = p->line + *len;
+	if (!f || f->kind == DEC_NULL) {
+		memcpy(o, "\\N", 2);
+		*len += 2;
+		return true;
+	}
+	if (f->kind == DEC_TRUE || f->kind == DEC_FALSE) {
+		*len += (size_t)sprintf(o, "%s", f->kind == DEC_TRUE ? "true" : "false");
+		return true;
+	}
+	size_t k = 0;
+	if (c->typeoid == 17) /* bytea: the change log holds bare hex */
+		o[k++] = '\\', o[k++] = '\\', o[k++] = 'x';
+	for (size_t i = 0; i < f->value.len; i++) {
+		char ch = f->value.p[i];
+		const char *esc = ch == '\\' ? "\\\\" : ch == '\t' ? "\\t" : ch == '\n' ? "\\n"
+		                  : ch == '\r' ? "\\r" : NULL;
+		if (esc)
+			o[k++] = esc[0], o[k++] = esc[1];
+		else
+			o[k++] = ch;
+	}
+	*len += k;
+	return true;
+}
+
+/* One COPY line: the shape's columns of the entry's new row, then (for
+ * the stage) its index in the batch. Returns the line's length, 0 on
+ * error. */
+static size_t copy_line(struct pgsb *b, const struct entry *e, const char *shape, size_t ord,
+                        bool with_ord)
+{
+	struct dec_field *f;
+	size_t n, len = 0;
+
+	if (parse_image(&b->push.final_dec, e->final, &f, &n))
+		return 0;
+	for (size_t k = 0; k < e->t->npgcols; k++) {
+		if (shape[k] != '1')
+			continue;
+		const struct dec_field *fv = NULL;
+		for (size_t i = 0; i < n && !fv; i++)
+			if (pgcol(e->t, f[i].name.p, f[i].name.len) == &e->t->pgcols[k])
+				fv = &f[i];
+		if (!copy_value(&b->push, &len, fv, &e->t->pgcols[k]) || !line_room(&b->push, len, 1))
+			return 0;
+		b->push.line[len++] = '\t';
+	}
+	if (!line_room(&b->push, len, 24))
+		return 0;
+	if (with_ord)
+		len += (size_t)sprintf(b->push.line + len, "%zu\n", ord);
+	else
+		b->push.line[len - 1] = '\n'; /* the last tab ends the line */
+	return len;
+}
+
+static void column_list(FILE *m, const struct br_table *t, const char *shape, const char *prefix)
+{
+	char q[600];
+	int first = 1;
+
+	for (size_t k = 0; k < t->npgcols; k++) {
+		if (shape[k] != '1')
+			continue;
+		pgc_quote_ident(t->pgcols[k].name, q, sizeof q);
+		fprintf(m, "%s%s%s", first ? "" : ", ", prefix, q);
+		first = 0;
+	}
+}
+
+/* COPY the group's rows into the stage (with_ord) or straight into the
+ * table.  Returns 0, or -1 with err and *sqlstate set. */
+static int copy_rows(struct pgsb *b, struct batch *bt, const struct br_table *t,
+                     const char *shape, const size_t *idx, size_t n, bool with_ord,
+                     char *sqlstate, char *err, size_t cap)
+{
+	char *sql = NULL;
+	size_t len, llen;
+	FILE *m = open_memstream(&sql, &len);
+	int rc = 0;
+
+	if (with_ord)
+		fprintf(m, "COPY pgsb_stage_%d (", (int)(t - b->tables));
+	else
+		fprintf(m, "COPY %s (", t->qualified);
+	column_list(m, t, shape, "");
+	fputs(with_ord ? ", pgsb_ord) FROM STDIN" : ") FROM STDIN", m);
+	fclose(m);
+	PGresult *r = PQexec(b->push.conn, sql);
+	free(sql);
+	if (PQresultStatus(r) != PGRES_COPY_IN) {
+		PQclear(r);
+		pgc_error_text(b->push.conn, err, cap);
+		return -1;
+	}
+	PQclear(r);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		llen = copy_line(b, &bt->e[idx[i]], shape, idx[i], with_ord);
+		rc = llen == 0 || PQputCopyData(b->push.conn, b->push.line, (int)llen) != 1 ? -1 : 0;
+	}
+	PQputCopyEnd(b->push.conn, rc ? "bad row image" : NULL);
+	r = PQgetResult(b->push.conn);
+	sqlstate[0] = '\0';
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		snprintf(sqlstate, 6, "%s", st ? st : "");
+		rc = -1;
+		pgc_error_text(b->push.conn, err, cap);
+	}
+	PQclear(r);
+	while ((r = PQgetResult(b->push.conn)) != NULL)
+		PQclear(r);
+	return rc;
+}
+
+/* The key columns, quoted, comma-separated. */
+static void key_list(FILE *m, const struct br_table *t)
+{
+	char q[600];
+	int first = 1;
+
+	for (size_t k = 0; k < t->npgcols; k++)
+		if (t->pgcols[k].pk_pos > 0) {
+			pgc_quote_ident(t->pgcols[k].name, q, sizeof q);
+			fprintf(m, "%s%s", first ? "" : ", ", q);
+			first = 0;
+		}
+}
+
+/* INSERT ... SELECT from the stage; the rows that went in come back with
+ * their batch index, the rest met an existing key (conflicts).  Only where
+ * the server computes values is the whole row worth reading back; else the
+ * key tells inserted rows from conflicts. */
+static int insert_from_stage(struct pgsb *b, struct batch *bt, const struct br_table *t,
+                             const char *shape, const size_t *idx, size_t n, char *err,
+                             size_t cap)
+{
+	char *sql = NULL;
+	size_t len;
+	int stage = (int)(t - b->tables);
+	FILE *m = open_memstream(&sql, &len);
+
+	fprintf(m, "WITH ins AS (INSERT INTO %s (", t->qualified);
+	column_list(m, t, shape, "");
+	fputs(") SELECT ", m);
+	column_list(m, t, shape, "");
+	fprintf(m, " FROM pgsb_stage_%d ORDER BY pgsb_ord ON CONFLICT DO NOTHING RETURNING ", stage);
+	if (t->server_computes)
+		fputs("*", m);
+	else
+		key_list(m, t);
+	fprintf(m, ") SELECT s.pgsb_ord%s FROM ins JOIN pgsb_stage_%d s USING (",
+	        t->server_computes ? ", ins.*" : "", stage);
+	key_list(m, t);
+	fputs(")", m);
+	fclose(m);
+	PGresult *r = PQexec(b->push.conn, sql);
+	free(sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || bt->nshared >= 64) {
+		pgc_error_text(b->push.conn, err, cap);
+		PQclear(r);
+		return -1;
+	}
+	bt->shared[bt->nshared++] = r;
+	for (size_t i = 0; i < n; i++)
+		bt->e[idx[i]].sent = true; /* row stays -1 unless it came back */
+	for (int i = 0; i < PQntuples(r); i++) {
+		size_t ord = (size_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+		if (ord < bt->ne) {
+			bt->e[ord].res = r;
+			bt->e[ord].row = i;
+		}
+	}
+	return 0;
+}
+
+/* Optimistic: COPY straight into the table, inside a savepoint.  Returns
+ * 0 when every row went in, 1 when some key exists already (rolled back:
+ * the stage finds which), -1 on other errors. */
+static int copy_direct(struct pgsb *b, struct batch *bt, const struct br_table *t,
+                       const char *shape, const size_t *idx, size_t n, char *err, size_t cap)
+{
+	char sqlstate[8];
+
+	if (pgc_exec_ok(b->push.conn, "SAVEPOINT pgsb_bulk", err, cap))
+		return -1;
+	if (copy_rows(b, bt, t, shape, idx, n, false, sqlstate, err, cap) == 0) {
+		for (size_t i = 0; i < n; i++) {
+			bt->e[idx[i]].sent = true;
+			bt->e[idx[i]].row = 0; /* applied; the server computes nothing to read back */
+		}
+		return pgc_exec_ok(b->push.conn, "RELEASE SAVEPOINT pgsb_bulk", err, cap);
+	}
+	if (strcmp(sqlstate, "23505") != 0)
+		return -1;
+	err[0] = '\0';
+	return pgc_exec_ok(b->push.conn, "ROLLBACK TO SAVEPOINT pgsb_bulk", err, cap) ? -1 : 1;
+}
+
+/* Shapes of a batch: one row of `stride` bytes per entry. */
+struct shapes {
+	char *s;
+	size_t stride;
+};
+
+static const char *shape_of(const struct shapes *sh, size_t i)
+{
+	return sh->s + i * sh->stride;
+}
+
+static bool same_group(const struct batch *bt, const struct shapes *sh, size_t i, size_t from)
+{
+	return bt->e[i].t == bt->e[from].t && bt->e[i].op == 'I' &&
+	       memcmp(shape_of(sh, i), shape_of(sh, from), bt->e[from].t->npgcols) == 0;
+}
+
+/* The inserts of one table with one shape, from entry `from` on; fewer
+ * than BULK_MIN are left to the per-row statements. */
+static int bulk_group(struct pgsb *b, struct batch *bt, size_t from, const struct shapes *sh,
+                      size_t *idx, char *err, size_t cap)
+{
+	struct br_table *t = (struct br_table *)bt->e[from].t;
+	size_t n = 0;
+
+	for (size_t i = from; i < bt->ne; i++)
+		if (!bt->e[i].sent && same_group(bt, sh, i, from))
+			idx[n++] = i;
+	if (n < BULK_MIN)
+		return 0;
+	int direct = t->server_computes ? 1 : copy_direct(b, bt, t, shape_of(sh, from), idx, n, err, cap);
+	if (direct <= 0)
+		return direct;
+	char sqlstate[8];
+	if (ensure_stage(b, t, err, cap) ||
+	    copy_rows(b, bt, t, shape_of(sh, from), idx, n, true, sqlstate, err, cap))
+		return -1;
+	return insert_from_stage(b, bt, t, shape_of(sh, from), idx, n, err, cap);
+}
+
+static int bulk_inserts(struct pgsb *b, struct batch *bt, char *err, size_t cap)
+{
+	size_t maxw = 1, ninserts = 0;
+
+	for (size_t i = 0; i < bt->ne; i++) {
+		maxw = bt->e[i].t->npgcols > maxw ? bt->e[i].t->npgcols : maxw;
+		ninserts += bt->e[i].op == 'I';
+	}
+	if (ninserts < BULK_MIN)
+		return 0;
+	struct shapes sh = {calloc(bt->ne, maxw), maxw};
+	size_t *idx = calloc(bt->ne, sizeof *idx);
+	bool *tried = calloc(bt->ne, sizeof *tried);
+	int rc = sh.s && idx && tried ? 0 : -1;
+
+	for (size_t i = 0; i < bt->ne && rc == 0; i++)
+		if (bt->e[i].op == 'I')
+			rc = insert_shape(b, &bt->e[i], sh.s + i * sh.stride);
+	for (size_t i = 0; i < bt->ne && rc == 0; i++) {
+		if (bt->e[i].op != 'I' || bt->e[i].sent || tried[i])
+			continue;
+		rc = bulk_group(b, bt, i, &sh, idx, err, cap);
+		for (size_t k = i; k < bt->ne; k++)
+			tried[k] = tried[k] || same_group(bt, &sh, k, i);
+	}
+	free(sh.s);
+	free(idx);
+	free(tried);
+	return rc;
+}
+
 /* ---- sending a batch in one pipeline ---- */
 
 /* Sends what libpq holds, reading results meanwhile so neither side
@@ -353,21 +714,17 @@ static int send_query(PGconn *c, const char *sql, struct params *p)
 static int send_statements(struct pgsb *b, struct batch *bt, bool *sent)
 {
 	PGconn *c = b->push.conn;
-	char seq_lsn[32];
-	const char *setup[1] = {seq_lsn};
 	struct params p = {0};
 
-	dec_format_lsn((uint64_t)bt->last_seq, seq_lsn, sizeof seq_lsn);
-	if (send_query(c, "BEGIN", NULL) ||
-	    !PQsendQueryParams(c, "SELECT pg_replication_origin_xact_setup($1::pg_lsn, now())",
-	                       1, NULL, setup, NULL, NULL, 0))
-		return -1;
 	for (size_t i = 0; i < bt->ne; i++) {
 		char *sql = NULL;
+		if (bt->e[i].sent)
+			continue; /* went in a bulk insert */
 		int rc = entry_sql(b, &bt->e[i], &sql, &p);
 		if (rc < 0)
 			return -1;
 		sent[i] = rc == 1 && send_query(c, sql, &p) == 0;
+		bt->e[i].sent = sent[i];
 		if (rc == 1 && !sent[i]) {
 			free(sql);
 			params_free(&p);
@@ -405,14 +762,13 @@ static int collect_results(struct pgsb *b, struct batch *bt, const bool *sent, c
 	int failed = 0;
 
 	PQsetnonblocking(c, 0);
-	for (int k = 0; k < 2; k++) { /* BEGIN, xact_setup */
+	for (size_t i = 0; i < bt->ne; i++) {
+		if (!sent[i])
+			continue;
 		PGresult *r = take_result(c, err, cap);
 		failed |= r == NULL;
-		PQclear(r);
+		entry_own_result(&bt->e[i], r);
 	}
-	for (size_t i = 0; i < bt->ne; i++)
-		if (sent[i] && !(bt->e[i].res = take_result(c, err, cap)))
-			failed = 1;
 	PGresult *sync = PQgetResult(c);
 	if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
 		failed = 1;
@@ -421,13 +777,33 @@ static int collect_results(struct pgsb *b, struct batch *bt, const bool *sent, c
 	return failed ? -1 : 0;
 }
 
+/* BEGIN, and the batch's last seq as the origin's progress: it commits
+ * with the batch. */
+static int begin_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap)
+{
+	char seq_lsn[32];
+	const char *setup[1] = {seq_lsn};
+
+	dec_format_lsn((uint64_t)bt->last_seq, seq_lsn, sizeof seq_lsn);
+	if (pgc_exec_ok(b->push.conn, "BEGIN", err, cap))
+		return -1;
+	PGresult *r = PQexecParams(b->push.conn,
+		"SELECT pg_replication_origin_xact_setup($1::pg_lsn, now())", 1, NULL, setup, NULL, NULL, 0);
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+	if (rc)
+		pgc_error_text(b->push.conn, err, cap);
+	PQclear(r);
+	return rc;
+}
+
 static int pipeline_batch(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
 	bool *sent = calloc(bt->ne ? bt->ne : 1, sizeof *sent);
 	int rc = -1;
 
 	err[0] = '\0';
-	if (sent && PQenterPipelineMode(b->push.conn)) {
+	if (sent && begin_remote(b, bt, err, cap) == 0 && bulk_inserts(b, bt, err, cap) == 0 &&
+	    PQenterPipelineMode(b->push.conn)) {
 		PQsetnonblocking(b->push.conn, 1);
 		if (send_statements(b, bt, sent) == 0)
 			rc = collect_results(b, bt, sent, err, cap);
@@ -501,15 +877,17 @@ static int force_version(struct pgsb *b, struct entry *e, const char *row, bool 
 		PQclear(r);
 		return -1;
 	}
-	PQclear(e->res);
-	e->res = st == PGRES_TUPLES_OK ? r : (PQclear(r), NULL);
+	if (st != PGRES_TUPLES_OK) {
+		PQclear(r);
+		r = NULL;
+	}
+	entry_own_result(e, r);
 	return 0;
 }
 
 static int resolve_one(struct pgsb *b, struct batch *bt, struct entry *e)
 {
-	PQclear(e->res);
-	e->res = NULL;
+	entry_own_result(e, NULL);
 	e->remote = fetch_remote(b, e);
 	if (!e->remote)
 		return -1;
@@ -539,7 +917,7 @@ static int resolve_conflicts(struct pgsb *b, struct batch *bt, char *err, size_t
 {
 	for (size_t i = 0; i < bt->ne; i++) {
 		struct entry *e = &bt->e[i];
-		if (!e->op || e->outcome == OUT_NOTHING || !e->res || PQntuples(e->res) > 0)
+		if (!e->sent || e->outcome == OUT_NOTHING || e->row >= 0)
 			continue;
 		if (resolve_one(b, bt, e)) {
 			pgc_error_text(b->push.conn, err, cap);
@@ -579,8 +957,9 @@ static void crash_hook(const char *point)
 		_exit(99); /* tests: die exactly here, as kill -9 would */
 }
 
-/* Writes row 0 of a Postgres result into SQLite (upsert). */
-static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, struct sl_err *e)
+/* Writes one row of a Postgres result into SQLite (upsert). */
+static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, int row,
+                        struct sl_err *e)
 {
 	int nf = PQnfields(r), n = 0, npk = 0;
 	struct dec_field *f = calloc((size_t)nf + 1, sizeof *f), *pk = calloc((size_t)nf + 1, sizeof *pk);
@@ -595,11 +974,11 @@ static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, s
 				continue; /* our commit-time column */
 			f[n].name = (struct dec_str){name, strlen(name)};
 			f[n].typeoid = PQftype(r, j);
-			if (PQgetisnull(r, 0, j))
+			if (PQgetisnull(r, row, j))
 				f[n].kind = DEC_NULL;
 			else
-				pgc_text_field(&f[n], f[n].typeoid, PQgetvalue(r, 0, j),
-				               (size_t)PQgetlength(r, 0, j));
+				pgc_text_field(&f[n], f[n].typeoid, PQgetvalue(r, row, j),
+				               (size_t)PQgetlength(r, row, j));
 			if (c->pk_pos > 0)
 				pk[npk++] = f[n];
 			n++;
@@ -633,35 +1012,92 @@ static int delete_local(struct pgsb *b, const struct br_table *t, const char *ke
 	return sl_apply(b->db, &rec, e);
 }
 
+/* A statement prepared once and kept; reset and cleared for reuse. */
+static sqlite3_stmt *cached(struct pgsb *b, sqlite3_stmt **slot, const char *sql)
+{
+	if (!*slot && sqlite3_prepare_v3(sl_handle(b->db), sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                                 slot, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_reset(*slot);
+	sqlite3_clear_bindings(*slot);
+	return *slot;
+}
+
+void push_free(struct pgsb *b)
+{
+	sqlite3_finalize(b->push.st_pending);
+	sqlite3_finalize(b->push.st_track);
+	b->push.st_pending = b->push.st_track = NULL;
+	free(b->push.line);
+	b->push.line = NULL;
+	b->push.line_cap = 0;
+}
+
 /* A local change newer than the batch for this row: leave the row alone. */
 static bool local_pending(struct pgsb *b, const struct br_table *t, const char *key)
 {
-	sqlite3_stmt *st;
-	bool pending = false;
+	sqlite3_stmt *st = cached(b, &b->push.st_pending,
+		"SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2 LIMIT 1");
+	bool pending;
 
-	if (sqlite3_prepare_v2(sl_handle(b->db),
-	                       "SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2 LIMIT 1",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (!st)
 		return true;
 	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 	pending = sqlite3_step(st) == SQLITE_ROW;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	return pending;
+}
+
+/* Does the row Postgres returned hold exactly what SQLite already has
+ * (no default, trigger or other column of the server's own)?  Then there
+ * is nothing to write back. */
+static bool returned_as_sent(struct pgsb *b, const struct entry *e)
+{
+	struct dec_field *f;
+	size_t n;
+
+	if (!e->final || parse_image(&b->push.key_dec, e->final, &f, &n))
+		return false;
+	for (int j = 0; j < PQnfields(e->res); j++) {
+		const char *name = PQfname(e->res, j);
+		const struct sl_column *c = pgcol(e->t, name, strlen(name));
+		if (!c)
+			continue; /* our own bookkeeping columns */
+		const struct dec_field *fv = field_named(f, n, (struct dec_str){name, strlen(name)});
+		if (!fv)
+			return false;
+		if (PQgetisnull(e->res, e->row, j) || fv->kind == DEC_NULL) {
+			if (PQgetisnull(e->res, e->row, j) != (fv->kind == DEC_NULL))
+				return false;
+			continue;
+		}
+		const char *v = PQgetvalue(e->res, e->row, j);
+		size_t len = (size_t)PQgetlength(e->res, e->row, j);
+		if (c->typeoid == 17 && len >= 2)
+			v += 2, len -= 2; /* bytea: \x then the same hex */
+		if ((fv->kind != DEC_NUMBER && fv->kind != DEC_STRING) || len != fv->value.len ||
+		    memcmp(v, fv->value.p, len) != 0)
+			return false;
+	}
+	return true;
 }
 
 /* What Postgres now holds for an entry, written into SQLite. */
 static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *err)
 {
+	if (e->outcome == OUT_PUSHED &&
+	    (e->op == 'D' || !e->t->server_computes || (e->res && e->row >= 0 && returned_as_sent(b, e))))
+		return 0; /* SQLite already holds what Postgres holds */
 	if (local_pending(b, e->t, e->key))
 		return 0;
 	if (e->outcome == OUT_REMOTE)
-		return PQntuples(e->remote) == 1 ? write_pg_row(b, e->t, e->remote, err)
+		return PQntuples(e->remote) == 1 ? write_pg_row(b, e->t, e->remote, 0, err)
 		                                 : delete_local(b, e->t, e->key, err);
-	if (e->outcome == OUT_NOTHING || !e->res || PQntuples(e->res) != 1 ||
+	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 ||
 	    (e->outcome == OUT_PUSHED && e->op == 'D') || (e->outcome == OUT_LOCAL && !e->final))
 		return 0;
-	return write_pg_row(b, e->t, e->res, err);
+	return write_pg_row(b, e->t, e->res, e->row, err);
 }
 
 static int track_pushed(struct pgsb *b, const struct entry *e, uint64_t lsn)
@@ -671,16 +1107,16 @@ static int track_pushed(struct pgsb *b, const struct entry *e, uint64_t lsn)
 
 	if (lsn == 0 || e->outcome == OUT_NOTHING || e->outcome == OUT_REMOTE)
 		return 0;
-	if (sqlite3_prepare_v2(sl_handle(b->db),
-	                       "INSERT INTO _pgsqlite_pushed (table_name, pk, lsn) VALUES (?1, ?2, ?3) "
-	                       "ON CONFLICT (table_name, pk) DO UPDATE SET lsn = excluded.lsn",
-	                       -1, &st, NULL) != SQLITE_OK)
+	st = cached(b, &b->push.st_track,
+		"INSERT INTO _pgsqlite_pushed (table_name, pk, lsn) VALUES (?1, ?2, ?3) "
+		"ON CONFLICT (table_name, pk) DO UPDATE SET lsn = excluded.lsn");
+	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, e->t->local, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, e->key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)lsn);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
 	b->push.pushed_rows_tracked += rc == 0;
 	return rc;
 }
@@ -738,11 +1174,15 @@ static int mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 static void batch_free(struct batch *bt)
 {
 	for (size_t i = 0; i < bt->ne; i++) {
-		PQclear(bt->e[i].res);
+		if (bt->e[i].owns_res)
+			PQclear(bt->e[i].res);
 		PQclear(bt->e[i].remote);
 		free(bt->e[i].merged);
 	}
+	for (int i = 0; i < bt->nshared; i++)
+		PQclear(bt->shared[i]);
 	free(bt->e);
+	free(bt->buckets);
 	sl_changes_free(bt->ch, bt->nch);
 }
 
@@ -788,9 +1228,14 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 	}
 	if (bt.nch == 0)
 		return 0;
-	if (fold(b, &bt) == 0 && pipeline_batch(b, &bt, err, cap) == 0 &&
+	int64_t t1 = br_now_us(), t2 = 0, t3 = 0, t4 = 0;
+	if (fold(b, &bt) == 0 && pipeline_batch(b, &bt, err, cap) == 0 && (t2 = br_now_us()) &&
 	    resolve_conflicts(b, &bt, err, cap) == 0 && commit_remote(b, &bt, err, cap) == 0 &&
-	    mark_local(b, &bt, err, cap) == 0) {
+	    (t3 = br_now_us()) && mark_local(b, &bt, err, cap) == 0) {
+		t4 = br_now_us();
+		log_debug("push batch of %zu: read %lld us, send %lld us, commit %lld us, mark %lld us",
+		          bt.nch, (long long)(t1 - started), (long long)(t2 - t1), (long long)(t3 - t2),
+		          (long long)(t4 - t3));
 		emit_batch_events(b, &bt, started);
 		rc = 1;
 	} else if (!err[0]) {
@@ -833,7 +1278,7 @@ static int refresh_row(struct pgsb *b, const struct br_table *t, const char *key
 		return 0;
 	if (!(r = fetch_remote(b, &e)))
 		return -1;
-	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, err) : delete_local(b, t, key, err);
+	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, 0, err) : delete_local(b, t, key, err);
 	PQclear(r);
 	return rc;
 }
@@ -891,6 +1336,22 @@ int push_reconcile(struct pgsb *b, char *err, size_t cap)
 
 /* ---- the connection ---- */
 
+/* Does Postgres put values of its own into the table's rows (defaults,
+ * identity or generated columns, triggers)?  When unsure: yes. */
+static bool server_computes(struct pgsb *b, const struct br_table *t)
+{
+	const char *params[1] = {t->qualified};
+	PGresult *r = PQexecParams(b->push.conn,
+		"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal) "
+		"OR EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND "
+		"NOT attisdropped AND (atthasdef OR attidentity <> '' OR attgenerated <> ''))",
+		1, NULL, params, NULL, NULL, 0);
+	bool yes = PQresultStatus(r) != PGRES_TUPLES_OK || PQgetvalue(r, 0, 0)[0] != 'f';
+
+	PQclear(r);
+	return yes;
+}
+
 static int load_columns(struct pgsb *b, char *err, size_t cap)
 {
 	for (size_t i = 0; i < b->ntables; i++) {
@@ -899,6 +1360,7 @@ static int load_columns(struct pgsb *b, char *err, size_t cap)
 			continue;
 		if (pgc_table_columns(b->push.conn, t, &t->pgcols, &t->npgcols, err, cap))
 			return -1;
+		t->server_computes = server_computes(b, t);
 	}
 	return 0;
 }
@@ -910,8 +1372,14 @@ static int push_connect(struct pgsb *b, char *err, size_t cap)
 	b->push.conn = pgc_connect(b, false, err, cap);
 	if (!b->push.conn)
 		return -1;
+	/* A push is marked in SQLite once Postgres says it committed: that must
+	 * mean durable, so never synchronous_commit = off here (it also lets
+	 * the other clients' walsenders see the push at once, not after the
+	 * WAL writer's next flush). */
 	PGresult *r = PQexecParams(b->push.conn, "SELECT pg_replication_origin_session_setup($1), "
-	                           "current_setting('track_commit_timestamp')",
+	                           "current_setting('track_commit_timestamp'), "
+	                           "CASE WHEN current_setting('synchronous_commit') = 'off' THEN "
+	                           "set_config('synchronous_commit', 'local', false) END",
 	                           1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		pgc_error_text(b->push.conn, err, cap);
@@ -932,6 +1400,8 @@ void push_close(struct pgsb *b)
 {
 	PQfinish(b->push.conn);
 	b->push.conn = NULL;
+	for (size_t i = 0; i < b->ntables; i++)
+		b->tables[i].stage_ready = false; /* temporary tables died with it */
 }
 
 bool push_has_pending(struct pgsb *b)

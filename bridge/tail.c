@@ -29,6 +29,24 @@ bool tail_changed(struct pgsb *b)
 	return true;
 }
 
+/* A writer's WAL frames land (and wake us) before its commit is visible:
+ * the commit only updates the -shm index, which inotify does not see.  So
+ * a wake-up is re-checked every millisecond for a while. */
+#define RECHECKS 50
+
+static void on_recheck(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pgsb *b = w->data;
+
+	(void)revents;
+	if (tail_changed(b)) {
+		ev_timer_stop(loop, w);
+		run_local_commit_seen(b);
+	} else if (--b->push.rechecks_left <= 0) {
+		ev_timer_stop(loop, w);
+	}
+}
+
 /* Is this inotify event about our database or its WAL? */
 static bool ours(struct pgsb *b, const struct inotify_event *ev)
 {
@@ -54,8 +72,14 @@ static void on_inotify(struct ev_loop *loop, ev_io *w, int revents)
 	while ((n = read(w->fd, buf, sizeof buf)) > 0)
 		for (char *p = buf; p < buf + n; p += sizeof(struct inotify_event) + ((struct inotify_event *)p)->len)
 			relevant |= ours(b, (const struct inotify_event *)p);
-	if (relevant && tail_changed(b))
+	if (!relevant)
+		return;
+	if (tail_changed(b)) {
 		run_local_commit_seen(b);
+		return;
+	}
+	b->push.rechecks_left = RECHECKS;
+	ev_timer_again(b->loop, &b->push.recheck);
 }
 
 int tail_start(struct pgsb *b)
@@ -75,6 +99,8 @@ int tail_start(struct pgsb *b)
 	}
 	free(copy);
 	b->push.inotify_fd = fd;
+	ev_timer_init(&b->push.recheck, on_recheck, 0.001, 0.001);
+	b->push.recheck.data = b;
 	ev_io_init(&b->push.watch, on_inotify, fd, EV_READ);
 	b->push.watch.data = b;
 	ev_io_start(b->loop, &b->push.watch);
@@ -86,6 +112,7 @@ void tail_stop(struct pgsb *b)
 	if (b->push.inotify_fd < 0)
 		return;
 	ev_io_stop(b->loop, &b->push.watch);
+	ev_timer_stop(b->loop, &b->push.recheck);
 	close(b->push.inotify_fd);
 	b->push.inotify_fd = -1;
 }

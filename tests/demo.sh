@@ -1,8 +1,9 @@
 #!/bin/bash
 # demo.sh: `make demo`, the README's example: a throwaway PostgreSQL 15 with
 # wal2json in ./example/pg, a SQLite file ./example/app.db, and the bridge
-# in realtime mode between them.  It writes on the Postgres side, shows the
-# rows arriving in SQLite, and writes on the SQLite side too.  With
+# in realtime mode between them.  It writes on the Postgres side and shows
+# the rows arriving in SQLite, then writes on the SQLite side and shows the
+# row arriving in Postgres.  With
 # DEMO_KEEP=1 the bridge and the server keep running until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,20 @@ for _ in $(seq 1 50); do
 done
 echo "== SQLite now holds:"
 sqlite3 -header -column "$ex/app.db" "SELECT author, body, amount, typeof(amount) AS stored_as FROM messages ORDER BY created_at"
+
+echo "== SQLite: INSERT a message as an application would (plain SQL on the file)"
+sqlite3 "$ex/app.db" "INSERT INTO messages (id, author, body, amount) VALUES (
+	lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4' || substr(lower(hex(randomblob(2))), 2)
+	|| '-a' || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))),
+	'carol', 'written in SQLite', 99.99)"
+for _ in $(seq 1 50); do
+	n=$("${psql[@]}" -d app -Atc "SELECT count(*) FROM messages WHERE author = 'carol'")
+	[ "$n" != 0 ] && break
+	sleep 0.1
+done
+echo "== Postgres now holds (created_at came from the server's default, and went back to SQLite):"
+"${psql[@]}" -d app -c "SELECT author, body, amount, created_at FROM messages ORDER BY created_at"
+sqlite3 "$ex/app.db" "SELECT 'SQLite has carol''s created_at: ' || created_at FROM messages WHERE author = 'carol' LIMIT 1"
 
 echo "== status"
 "$BIN" status -c "$ex/pgsqlite-bridge.conf"

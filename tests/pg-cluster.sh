@@ -26,12 +26,19 @@ as_owner() {
 	fi
 }
 
+# A port nobody listens on, below the kernel's ephemeral range (so no
+# outgoing connection holds it either).
 free_port() {
 	for _ in 1 2 3 4 5 6 7 8 9 10; do
-		p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 30000 ))
+		p=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 12000 ))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
 	done 2>/dev/null
-	echo 54329
+	echo 29329
+}
+
+set_port() {
+	sed -i '/^port = /d' "$dir/data/postgresql.conf"
+	echo "port = $1" >> "$dir/data/postgresql.conf"
 }
 
 write_conf() {
@@ -69,9 +76,17 @@ start() {
 			{ cat "$dir/initdb.log" >&2; exit 1; }
 		write_conf "$(free_port)"
 	fi
-	as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
-		{ cat "$dir/server.log" >&2; exit 1; }
-	port
+	# A port can still be taken between the check and the bind: try others.
+	for _ in 1 2 3 4 5; do
+		if as_owner "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+			port
+			return
+		fi
+		grep -q "could not create any TCP/IP sockets" "$dir/server.log" || break
+		set_port "$(free_port)"
+	done
+	cat "$dir/server.log" >&2
+	exit 1
 }
 
 port() { sed -n 's/^port = //p' "$dir/data/postgresql.conf" | tail -n 1; }

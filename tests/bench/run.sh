@@ -9,8 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 case "$BUILD" in /*) BIN="$BUILD/pgsqlite-bridge" ;; *) BIN="$PWD/$BUILD/pgsqlite-bridge" ;; esac
+LATENCY="$(dirname "$BIN")/bench-latency"
 ROWS_BIG=${BENCH_ROWS_BIG:-1000000}
 ROWS_SMALL=${BENCH_ROWS_SMALL:-100000}
+ROWS_PUSH=${BENCH_ROWS_PUSH:-100000}
+SAMPLES=${BENCH_SAMPLES:-1000}
 
 dir=$(mktemp -d "${TMPDIR:-/tmp}/pgsqlite-bridge-bench.XXXXXX")
 chmod 755 "$dir"
@@ -90,3 +93,71 @@ prepare_case small
 seq 1 "$ROWS_SMALL" | awk '{ printf "INSERT INTO bench_rows (id, name, amount) VALUES (%d, '"'"'row number %d'"'"', %d.25);\n", $1, $1, $1 }' > "$dir/small.sql"
 "${PSQL[@]}" -f "$dir/small.sql"
 run_case small "$ROWS_SMALL" "$ROWS_SMALL single-row transactions"
+
+# Writes a config for a bridge over one table.
+bridge_conf() { # name table mode
+	cat > "$dir/$1.conf" <<CONF
+[bridge]
+postgres = host=127.0.0.1 port=$port user=postgres dbname=bench
+sqlite = $dir/$1.db
+slot = bench_$1
+mode = $3
+[table public.$2]
+CONF
+}
+
+# 100,000 rows committed in one local transaction while the bridge runs in
+# realtime, until Postgres holds them all; beside Postgres's own COPY of
+# the same rows from a file.
+push_case() {
+	local t0 t1 bridge copy pid got
+	"${PSQL[@]}" -c "SET client_min_messages = warning; DROP TABLE IF EXISTS push_rows, copy_rows;
+		CREATE TABLE push_rows (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(12,2));
+		CREATE TABLE copy_rows (LIKE push_rows INCLUDING ALL)"
+	bridge_conf push push_rows realtime
+	"$BIN" init -c "$dir/push.conf" >/dev/null 2>"$dir/push.init.err" || { cat "$dir/push.init.err"; exit 1; }
+	"$BIN" run -c "$dir/push.conf" >/dev/null 2>"$dir/push.run.err" & pid=$!
+	sleep 2
+	seq 1 "$ROWS_PUSH" | awk '{ printf "%d,row number %d,%d.25\n", $1, $1, $1 }' > "$dir/push.csv"
+	sqlite3 "$dir/push.db" "BEGIN; WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < $ROWS_PUSH)
+		INSERT INTO push_rows SELECT i, 'row number ' || i, i || '.25' FROM g; COMMIT;"
+	t0=$(now_ms) # from the local commit
+	for _ in $(seq 1 3000); do
+		got=$("${PSQL[@]}" -Atc "SELECT count(*) FROM push_rows")
+		[ "$got" = "$ROWS_PUSH" ] && break
+		sleep 0.01
+	done
+	t1=$(now_ms)
+	kill "$pid"
+	wait "$pid" 2>/dev/null || true
+	[ "$got" = "$ROWS_PUSH" ] || { echo "bench: push: Postgres has $got rows, expected $ROWS_PUSH"; cat "$dir/push.run.err"; exit 1; }
+	bridge=$((t1 - t0))
+	t0=$(now_ms)
+	"${PSQL[@]}" -c "\\copy copy_rows FROM '$dir/push.csv' WITH (FORMAT csv)"
+	t1=$(now_ms)
+	copy=$((t1 - t0))
+	awk -v rows="$ROWS_PUSH" -v b="$bridge" -v c="$copy" 'BEGIN {
+		br = rows / (b / 1000.0); cr = rows / (c / 1000.0);
+		printf "%-40s bridge %9.0f rows/s (%6.2f s)   Postgres COPY  %9.0f rows/s (%6.2f s)   ratio %.2f\n",
+		       rows " local inserts pushed", br, b / 1000.0, cr, c / 1000.0, br / cr }'
+}
+
+latency_case() {
+	local pa pb result
+	"${PSQL[@]}" -c "SET client_min_messages = warning; DROP TABLE IF EXISTS lat; CREATE TABLE lat (id int PRIMARY KEY, note text)"
+	for c in lat_a lat_b; do
+		bridge_conf "$c" lat realtime
+		"$BIN" init -c "$dir/$c.conf" >/dev/null 2>&1
+	done
+	"$BIN" run -c "$dir/lat_a.conf" >/dev/null 2>"$dir/lat_a.err" & pa=$!
+	"$BIN" run -c "$dir/lat_b.conf" >/dev/null 2>"$dir/lat_b.err" & pb=$!
+	sleep 2
+	result=$("$LATENCY" "$dir/lat_a.db" "$dir/lat_b.db" "$SAMPLES" 2>&1) || true
+	kill "$pa" "$pb"
+	wait "$pa" "$pb" 2>/dev/null || true
+	echo "$result" | awk '{ if (NF == 4) printf "%-40s p50 %.2f ms   p99 %.2f ms   max %.2f ms   (%d samples)\n",
+		"client -> client realtime round trip", $2, $3, $4, $1; else print "latency: " $0 }'
+}
+
+push_case
+latency_case

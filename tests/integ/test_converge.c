@@ -174,8 +174,7 @@ Test(converge, merge)
 
 Test(converge, keep_both_converges_and_keeps_every_losing_local_version)
 {
-	run_convergence("cv_keep", "keep-both");
-	int conflicts = 0;
+	run_convergence("cv_keep", "keep-both"); /* which also checks that conflicts happened */
 	for (int c = 0; c < CLIENTS; c++)
 		for (int id = 1; id <= ROWS; id++) {
 			const char *v = last_write[c][id];
@@ -186,8 +185,6 @@ Test(converge, keep_both_converges_and_keeps_every_losing_local_version)
 			snprintf(sql, sizeof sql, "SELECT count(*) FROM _pgsqlite_conflicts WHERE resolution = 'kept-both' "
 			         "AND local_row LIKE '%%\"%s\"%%'", v);
 			int kept = (int)it_sqlite_int(clients[c], sql);
-			conflicts += kept > 0;
 			cr_assert(in_pg > 0 || kept > 0, "client %d's write %s to row %d was lost", c + 1, v, id);
 		}
-	cr_assert_gt(conflicts, 0, "the workload produced no conflict at all");
 }

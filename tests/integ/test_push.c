@@ -180,3 +180,36 @@ Test(push, a_pull_only_table_has_no_triggers_and_a_push_only_table_ignores_postg
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM pushed WHERE id = 1"), 0);
 	stop(&env, pid);
 }
+
+/* Many local inserts of one shape go as one COPY; keys that exist in
+ * Postgres already turn into conflicts, the rest goes in. */
+static void bulk_inserts_meet_existing_keys(const char *name, const char *table_sql)
+{
+	char out[65536];
+	it_setup(&env, name);
+	it_sql(&env, "%s", table_sql);
+	it_write_conf(&env, "manual", "conflict = remote-wins\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < 300) "
+	                     "INSERT INTO t (id, v) SELECT i, 'local ' || i FROM g");
+	it_sql(&env, "INSERT INTO t (id, v) VALUES (7, 'remote 7'), (150, 'remote 150'), (299, 'remote 299')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert(strstr(out, "\"pushed_rows\":300") || strstr(out, "\"pushed_rows\":297"), "%s", out);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM t"), 300);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM t WHERE v LIKE 'remote%%'"), 3);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE resolution = 'remote'"), 3);
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id"),
+	                 it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"));
+}
+
+Test(push, bulk_inserts_straight_into_a_table_find_the_keys_that_exist)
+{
+	bulk_inserts_meet_existing_keys("bulkdirect", "CREATE TABLE t (id int PRIMARY KEY, v text)");
+}
+
+Test(push, bulk_inserts_through_the_stage_read_back_server_values)
+{
+	bulk_inserts_meet_existing_keys("bulkstage", "CREATE TABLE t (id int PRIMARY KEY, v text, "
+	                                             "made text DEFAULT 'by the server')");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM t WHERE made = 'by the server'"), 300);
+}
