@@ -1159,15 +1159,18 @@ static int mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 	struct sl_err e = {0};
 
 	snprintf(seq, sizeof seq, "%lld", (long long)bt->last_seq);
+	int64_t t0 = br_now_us(), t1 = 0, t2 = 0;
 	if (sl_begin(b->db, &e) || sl_changes_delete_upto(b->db, bt->last_seq, &e) ||
-	    mark_entries(b, bt, &e) || sl_state_set(b->db, "pushed_seq", seq, &e) ||
-	    sl_commit(b->db, &e)) {
+	    !(t1 = br_now_us()) || mark_entries(b, bt, &e) || !(t2 = br_now_us()) ||
+	    sl_state_set(b->db, "pushed_seq", seq, &e) || sl_commit(b->db, &e)) {
 		snprintf(err, cap, "cannot mark pushed changes in SQLite: %s",
 		         e.msg[0] ? e.msg : sqlite3_errmsg(sl_handle(b->db)));
 		sl_rollback(b->db);
 		return -1;
 	}
 	b->push.pushed_seq = bt->last_seq;
+	log_debug("mark: delete %lld us, entries %lld us, commit %lld us", (long long)(t1 - t0),
+	          (long long)(t2 - t1), (long long)(br_now_us() - t2));
 	return 0;
 }
 
@@ -1437,7 +1440,7 @@ int push_ensure_schema(struct pgsb *b, char *err, size_t cap)
 	sqlite3_stmt *st;
 
 	if (sqlite3_exec(db, "CREATE TABLE IF NOT EXISTS _pgsqlite_pushed (table_name TEXT NOT NULL, "
-	                     "pk TEXT NOT NULL, lsn INTEGER NOT NULL, PRIMARY KEY (table_name, pk))",
+	                     "pk TEXT NOT NULL, lsn INTEGER NOT NULL, PRIMARY KEY (table_name, pk)) WITHOUT ROWID",
 	                 NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(db, "SELECT count(*) FROM _pgsqlite_pushed", -1, &st, NULL) != SQLITE_OK) {
 		snprintf(err, cap, "cannot create _pgsqlite_pushed: %s", sqlite3_errmsg(db));

@@ -81,6 +81,7 @@ void it_add_client(struct it_env *base, struct it_env *client, const char *suffi
 {
 	*client = *base;
 	client->shares_pg = true;
+	client->nbg = 0;
 	snprintf(client->slot, sizeof client->slot, "%.50s_%s", base->slot, suffix);
 	snprintf(client->dir, sizeof client->dir, "%.480s_%s", base->dir, suffix);
 	mkdir(client->dir, 0755);
@@ -105,6 +106,10 @@ void it_sqlite_exec(struct it_env *e, const char *fmt, ...)
 void it_teardown(struct it_env *e)
 {
 	free_kept();
+	for (int i = 0; i < e->nbg; i++) /* a failed test may leave one running */
+		if (e->bg[i] > 0 && kill(e->bg[i], SIGKILL) == 0)
+			waitpid(e->bg[i], NULL, 0);
+	e->nbg = 0;
 	if (!e->pg)
 		return;
 	if (!e->shares_pg)
@@ -254,7 +259,10 @@ pid_t it_bridge_start(struct it_env *e, const char *cmd)
 	char o[700], r[700];
 	snprintf(o, sizeof o, "%s/bg.out", e->dir);
 	snprintf(r, sizeof r, "%s/bg.err", e->dir);
-	return spawn(e, cmd, o, r);
+	pid_t pid = spawn(e, cmd, o, r);
+	if (e->nbg < (int)(sizeof e->bg / sizeof *e->bg))
+		e->bg[e->nbg++] = pid;
+	return pid;
 }
 
 void it_bridge_kill9(pid_t pid)

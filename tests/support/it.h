@@ -21,6 +21,8 @@ struct it_env {
 	char sqlite[600];
 	PGconn *pg;
 	bool shares_pg;     /* a second client of another env's database */
+	pid_t bg[16];       /* bridges started in the background: killed at teardown */
+	int nbg;
 };
 
 void it_setup(struct it_env *e, const char *name);
