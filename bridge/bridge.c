@@ -83,9 +83,6 @@ struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
 		pgsb_free(b);
 		return NULL;
 	}
-	/* A bigger page cache than SQLite's 2 MB default: the change log, its
-	 * index and _pgsqlite_pushed are read and rewritten in batches. */
-	sqlite3_exec(sl_handle(b->db), "PRAGMA cache_size = -32768", NULL, NULL, NULL);
 	b->loop = ev_loop_new(EVFLAG_AUTO);
 	if (!b->loop) {
 		snprintf(err, errcap, "cannot create the event loop");
