@@ -133,7 +133,6 @@ struct pgsb {
 
 /* time.c-like helpers (bridge.c) */
 int64_t br_now_us(void);
-void br_iso_time(char *buf, size_t cap);
 
 /* event.c */
 void ev_emit_sync(struct pgsb *b, const char *direction, uint64_t rows,

@@ -21,17 +21,6 @@ int64_t br_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-void br_iso_time(char *buf, size_t cap)
-{
-	struct timeval tv;
-	struct tm tm;
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, cap - n, ".%03dZ", (int)(tv.tv_usec / 1000));
-}
-
 struct cfg *pgsb_config_load(const char *path, char *err, size_t errcap)
 {
 	struct cfg *c = calloc(1, sizeof *c);

@@ -314,7 +314,7 @@ void ev_emit_conflict(struct pgsb *b, const char *table, const char *pk, const c
 	char when[40];
 	cJSON *o = cJSON_CreateObject();
 
-	br_iso_time(when, sizeof when);
+	log_iso_time(when, sizeof when);
 	cJSON_AddStringToObject(o, "event", "conflict");
 	cJSON_AddStringToObject(o, "time", when);
 	cJSON_AddStringToObject(o, "table", table);

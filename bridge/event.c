@@ -6,13 +6,14 @@
 #include <cJSON.h>
 
 #include "br.h"
+#include "log.h"
 
 static cJSON *event_new(const char *event)
 {
 	char when[40];
 	cJSON *o = cJSON_CreateObject();
 
-	br_iso_time(when, sizeof when);
+	log_iso_time(when, sizeof when);
 	cJSON_AddStringToObject(o, "event", event);
 	cJSON_AddStringToObject(o, "time", when);
 	return o;

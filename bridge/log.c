@@ -26,7 +26,7 @@ bool log_enabled(enum log_level level)
 	return level >= log_min;
 }
 
-static void log_time(char *buf, size_t cap)
+void log_iso_time(char *buf, size_t cap)
 {
 	struct timeval tv;
 	struct tm tm;
@@ -61,7 +61,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
-	log_time(when, sizeof when);
+	log_iso_time(when, sizeof when);
 	if (log_json)
 		log_write_json(when, level, text);
 	else

@@ -266,7 +266,7 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
 	if (!sl_in_txn(b->db))
 		return 0;
 	dec_format_lsn(r->pending_lsn, lsn, sizeof lsn);
-	br_iso_time(now, sizeof now);
+	log_iso_time(now, sizeof now);
 	if (push_prune_tracked(b, r->pending_lsn)) {
 		snprintf(err, cap, "cannot prune _pgsqlite_pushed: %s", sqlite3_errmsg(sl_handle(b->db)));
 		return -1;

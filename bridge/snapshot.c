@@ -335,7 +335,7 @@ static int record_start(struct pgsb *b, uint64_t start, char *err, size_t cap)
 	struct sl_err e;
 
 	dec_format_lsn(start, lsn, sizeof lsn);
-	br_iso_time(now, sizeof now);
+	log_iso_time(now, sizeof now);
 	if (sl_state_set(b->db, "applied_lsn", lsn, &e) || sl_state_set(b->db, "slot", b->cfg->slot, &e) ||
 	    sl_state_set(b->db, "initialized", "1", &e) || sl_state_set(b->db, "initialized_at", now, &e) ||
 	    sl_state_set(b->db, "last_sync", now, &e)) {
