@@ -94,6 +94,15 @@ static void params_free(struct params *p)
 	p->n = 0;
 }
 
+/* Remembers the SQLSTATE of a failed statement (the first of a batch). */
+static void note_sqlstate(struct pgsb *b, const PGresult *r)
+{
+	const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+
+	if (st && !b->push.sqlstate[0])
+		snprintf(b->push.sqlstate, sizeof b->push.sqlstate, "%s", st);
+}
+
 static const struct br_table *table_by_local(struct pgsb *b, const char *local)
 {
 	for (size_t i = 0; i < b->ntables; i++)
@@ -522,6 +531,8 @@ static int copy_rows(struct pgsb *b, struct batch *bt, const struct br_table *t,
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 		snprintf(sqlstate, 6, "%s", st ? st : "");
+		if (strcmp(sqlstate, "23505") != 0 || !with_ord)
+			note_sqlstate(b, r);
 		rc = -1;
 		pgc_error_text(b->push.conn, err, cap);
 	}
@@ -739,7 +750,7 @@ static int send_statements(struct pgsb *b, struct batch *bt, bool *sent)
 }
 
 /* Takes one query's result (and the NULL after it). */
-static PGresult *take_result(PGconn *c, char *err, size_t cap)
+static PGresult *take_result(struct pgsb *b, PGconn *c, char *err, size_t cap)
 {
 	PGresult *r = PQgetResult(c), *extra;
 	ExecStatusType st = PQresultStatus(r);
@@ -747,6 +758,7 @@ static PGresult *take_result(PGconn *c, char *err, size_t cap)
 	while ((extra = PQgetResult(c)) != NULL)
 		PQclear(extra);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+		note_sqlstate(b, r);
 		if (!err[0])
 			snprintf(err, cap, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
 		PQclear(r);
@@ -765,7 +777,7 @@ static int collect_results(struct pgsb *b, struct batch *bt, const bool *sent, c
 	for (size_t i = 0; i < bt->ne; i++) {
 		if (!sent[i])
 			continue;
-		PGresult *r = take_result(c, err, cap);
+		PGresult *r = take_result(b, c, err, cap);
 		failed |= r == NULL;
 		entry_own_result(&bt->e[i], r);
 	}
@@ -1225,7 +1237,9 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 	int64_t started = br_now_us();
 	int rc = -1;
 
-	if (sl_changes_read(b->db, b->push.pushed_seq, PUSH_BATCH, &bt.ch, &bt.nch, &e)) {
+	b->push.sqlstate[0] = '\0';
+	if (sl_changes_read(b->db, b->push.pushed_seq, b->push.batch_limit ? b->push.batch_limit : PUSH_BATCH,
+	                    &bt.ch, &bt.nch, &e)) {
 		snprintf(err, cap, "cannot read the change log: %s", e.msg);
 		return -1;
 	}
@@ -1413,6 +1427,85 @@ bool push_has_pending(struct pgsb *b)
 	return n > 0;
 }
 
+/* ---- a change Postgres rejects ---- */
+
+/* Data exceptions (22) and integrity violations (23): the change itself is
+ * wrong for Postgres, and retrying it as it is will never succeed. */
+static bool rejected_by_data(const struct pgsb *b)
+{
+	return strncmp(b->push.sqlstate, "22", 2) == 0 || strncmp(b->push.sqlstate, "23", 2) == 0;
+}
+
+static void emit_rejection(struct pgsb *b, const struct sl_change *c, const char *why)
+{
+	char msg[1400];
+
+	snprintf(msg, sizeof msg, "Postgres rejected a local change to \"%s\" %s: %s; the local row "
+	         "now holds the Postgres version, the change is in _pgsqlite_conflicts", c->table, c->pk, why);
+	log_warn("%s", msg);
+	ev_emit_error(b, msg, false);
+	ev_emit_conflict(b, c->table, c->pk, "rejected", "rejected");
+}
+
+/* The oldest pending change, which Postgres rejects on its own: out of the
+ * log, into _pgsqlite_conflicts for a person, and the row in SQLite back
+ * to what Postgres holds. */
+static int reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
+{
+	struct sl_change *c;
+	size_t n;
+	struct sl_err e = {0};
+	int rc = -1;
+
+	if (sl_changes_read(b->db, b->push.pushed_seq, 1, &c, &n, &e) || n == 0)
+		return -1;
+	const struct br_table *t = table_by_local(b, c->table);
+	struct entry probe = {.t = t, .op = 'D', .base = c->old_row ? c->old_row : c->new_row, .key = c->pk};
+	PGresult *remote = t ? fetch_remote(b, &probe) : NULL;
+	char *remote_json = conflict_remote_json(remote);
+	char resolution[300];
+	snprintf(resolution, sizeof resolution, "rejected: %.280s", why);
+	if (remote && sl_begin(b->db, &e) == 0 && sl_changes_delete_upto(b->db, c->seq, &e) == 0 &&
+	    refresh_row(b, t, c->pk, &e) == 0 &&
+	    sl_conflict_record(b->db, c->table, c->pk, c->new_row, remote_json,
+	                       cfg_conflict_name(t->conflict), resolution, false, &e) == 0 &&
+	    sl_commit(b->db, &e) == 0) {
+		emit_rejection(b, c, why);
+		rc = 0;
+	} else {
+		sl_rollback(b->db);
+		snprintf(err, cap, "cannot set aside a rejected change: %s", e.msg[0] ? e.msg : PQerrorMessage(b->push.conn));
+	}
+	free(remote_json);
+	PQclear(remote);
+	sl_changes_free(c, n);
+	return rc;
+}
+
+/* A batch failed on a data or integrity error: push its changes one at a
+ * time to find the one Postgres rejects, set that one aside, go on. */
+static int isolate_rejected(struct pgsb *b, char *err, size_t cap)
+{
+	int rc = 1;
+
+	b->push.batch_limit = 1;
+	for (size_t i = 0; i < PUSH_BATCH && rc == 1; i++) {
+		if (!b->push.conn && push_connect(b, err, cap))
+			break;
+		rc = push_batch(b, err, cap);
+	}
+	if (rc < 0 && rejected_by_data(b)) {
+		char why[1024];
+		snprintf(why, sizeof why, "%s", err);
+		push_close(b);
+		rc = push_connect(b, err, cap) == 0 && reject_first(b, why, err, cap) == 0 ? 1 : -1;
+	}
+	b->push.batch_limit = 0;
+	if (rc < 0)
+		push_close(b);
+	return rc < 0 ? -1 : 1;
+}
+
 int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap)
 {
 	err[0] = '\0';
@@ -1424,7 +1517,9 @@ int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap)
 		int rc = push_batch(b, err, cap);
 		if (rc < 0) {
 			push_close(b); /* the next attempt reconnects and reconciles */
-			return -1;
+			if (!rejected_by_data(b) || isolate_rejected(b, err, cap) < 0)
+				return -1;
+			rc = 1;
 		}
 		if (rc == 0)
 			return 0;

@@ -213,3 +213,38 @@ Test(push, bulk_inserts_through_the_stage_read_back_server_values)
 	                                             "made text DEFAULT 'by the server')");
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM t WHERE made = 'by the server'"), 300);
 }
+
+/* A local change Postgres rejects is set aside, not retried forever: the
+ * others go through, the rejected one is in _pgsqlite_conflicts, and the
+ * local row holds the Postgres version again. */
+static void rejected_change_is_set_aside(const char *name, int rows)
+{
+	char out[65536];
+	it_setup(&env, name);
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, qty int CHECK (qty >= 0))");
+	it_sql(&env, "INSERT INTO t VALUES (1000, 1)");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < %d) "
+	                     "INSERT INTO t SELECT i, CASE WHEN i = %d THEN -1 ELSE i END FROM g", rows, rows / 2);
+	it_sqlite_exec(&env, "UPDATE t SET qty = -5 WHERE id = 1000");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert(strstr(out, "rejected a local change"), "no error event: %s", out);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM t"), rows);
+	cr_assert_eq(it_sql_int(&env, "SELECT qty FROM t WHERE id = 1000"), 1);
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, qty FROM t ORDER BY id"),
+	                 it_pg_rows(&env, "SELECT id, qty FROM t ORDER BY id"));
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE resolution LIKE "
+	                                 "'rejected: %check constraint%' AND resolved_at IS NULL"), 2);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+}
+
+Test(push, a_change_postgres_rejects_is_set_aside_and_the_rest_goes_through)
+{
+	rejected_change_is_set_aside("reject", 6);
+}
+
+Test(push, a_rejected_row_in_a_bulk_insert_is_found_and_set_aside)
+{
+	rejected_change_is_set_aside("rejectbulk", 60);
+}
