@@ -14,16 +14,12 @@
 #include <string.h>
 
 #include "../../decoder/dec.h"
+#include "unit_support.h"
 
 #define SMALL_FIXTURE "tests/fixtures/types-toast-truncate-message.jsonl"
 #define MANY_FIXTURE "tests/fixtures/many-types.jsonl"
 
 static struct dec_parser P;
-
-/* Input copies handed to the parser, freed after each test (records point
- * into them). */
-static char **kept;
-static size_t nkept, capkept;
 
 static void setup(void)
 {
@@ -33,40 +29,17 @@ static void setup(void)
 static void teardown(void)
 {
 	dec_parser_free(&P);
-	while (nkept)
-		free(kept[--nkept]);
-	free(kept);
-	kept = NULL;
-	capkept = 0;
+	ut_free_kept(); /* the input copies records point into */
 }
 
 TestSuite(dec, .init = setup, .fini = teardown);
 
-/* An exact-size heap copy, so that a read past the end trips ASan. */
-static char *exact_copy(const char *s, size_t n)
-{
-	char *c = malloc(n ? n : 1);
-	cr_assert_not_null(c);
-	memcpy(c, s, n);
-	return c;
-}
-
-static char *keep(char *s)
-{
-	if (nkept == capkept) {
-		capkept = capkept ? 2 * capkept : 64;
-		kept = realloc(kept, capkept * sizeof *kept);
-		cr_assert_not_null(kept);
-	}
-	kept[nkept++] = s;
-	return s;
-}
 
 /* Parses the C string json (without its NUL) from an exact-size copy. */
 static int parse(const char *json, struct dec_record *r, struct dec_error *e)
 {
 	size_t n = strlen(json);
-	return dec_parse(&P, keep(exact_copy(json, n)), n, r, e);
+	return dec_parse(&P, ut_keep(ut_exact_copy(json, n)), n, r, e);
 }
 
 /* The lines of a fixture file, each an exact-size copy without its '\n'. */
@@ -91,7 +64,7 @@ static struct lines load_lines(const char *path)
 		l.p = realloc(l.p, (l.n + 1) * sizeof *l.p);
 		l.len = realloc(l.len, (l.n + 1) * sizeof *l.len);
 		cr_assert(l.p && l.len);
-		l.p[l.n] = exact_copy(buf, n);
+		l.p[l.n] = ut_exact_copy(buf, n);
 		l.len[l.n++] = n;
 	}
 	free(buf);
@@ -115,7 +88,7 @@ static void parse_fixture_line(const char *path, size_t no, struct dec_record *r
 	struct lines l = load_lines(path);
 	struct dec_error e = { 0, NULL };
 	cr_assert_leq(no, l.n);
-	char *line = keep(exact_copy(l.p[no - 1], l.len[no - 1]));
+	char *line = ut_keep(ut_exact_copy(l.p[no - 1], l.len[no - 1]));
 	size_t len = l.len[no - 1];
 	free_lines(&l);
 	int rc = dec_parse(&P, line, len, r, &e);
@@ -433,7 +406,7 @@ Test(dec, plain_strings_point_into_the_line)
 {
 	const char *json = "{\"action\":\"T\",\"schema\":\"public\",\"table\":\"t\"}";
 	size_t n = strlen(json);
-	char *line = keep(exact_copy(json, n));
+	char *line = ut_keep(ut_exact_copy(json, n));
 	struct dec_record r;
 	struct dec_error e;
 	cr_assert_eq(dec_parse(&P, line, n, &r, &e), 0);
@@ -531,7 +504,7 @@ Test(dec, raw_control_characters_in_strings_are_rejected)
 	}
 	/* a raw NUL byte inside a string, which strlen-based helpers cannot express */
 	const char json[] = "{\"action\":\"T\",\"schema\":\"a\0b\",\"table\":\"t\"}";
-	char *line = keep(exact_copy(json, sizeof json - 1));
+	char *line = ut_keep(ut_exact_copy(json, sizeof json - 1));
 	struct dec_record r;
 	struct dec_error e;
 	cr_expect_eq(dec_parse(&P, line, sizeof json - 1, &r, &e), -1);
@@ -813,7 +786,7 @@ static char *nested(size_t depth)
 	memset(s + n + depth, ']', depth);
 	s[n + 2 * depth] = '}';
 	s[n + 2 * depth + 1] = '\0';
-	return keep(s);
+	return ut_keep(s);
 }
 
 Test(dec, nesting_in_an_unknown_key_is_capped)
@@ -912,7 +885,7 @@ Test(dec, a_null_error_pointer_is_allowed)
 static void expect_prefixes_rejected(const char *line, size_t len, size_t from, size_t to)
 {
 	for (size_t k = from; k < to && k < len; k++) {
-		char *pre = exact_copy(line, k);
+		char *pre = ut_exact_copy(line, k);
 		struct dec_record r;
 		struct dec_error e = { 0, NULL };
 		int rc = dec_parse(&P, pre, k, &r, &e);
@@ -950,7 +923,7 @@ Test(dec, every_truncation_of_a_real_line_is_rejected, .timeout = 120)
 Test(dec, fields_array_grows_and_earlier_slices_stay_valid)
 {
 	size_t cap = 200000, n = 0;
-	char *buf = keep(malloc(cap));
+	char *buf = ut_keep(malloc(cap));
 	cr_assert_not_null(buf);
 	n += (size_t)snprintf(buf + n, cap - n,
 	                      "{\"action\":\"U\",\"schema\":\"s\",\"table\":\"t\",\"columns\":[");
@@ -1272,7 +1245,7 @@ static uint64_t rnd(uint64_t *s)
  * crash, and anything we accept cJSON must accept and read the same. */
 static bool mutate_once(const char *line, size_t len, uint64_t *seed, const char *where)
 {
-	char *m = exact_copy(line, len);
+	char *m = ut_exact_copy(line, len);
 	size_t at = (size_t)(rnd(seed) % len), run = 1 + (size_t)(rnd(seed) % 8);
 	for (size_t k = at; k < len && k < at + run; k++)
 		m[k] ^= (char)(1 + rnd(seed) % 255);

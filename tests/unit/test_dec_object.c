@@ -13,13 +13,9 @@
 #include <string.h>
 
 #include "../../decoder/dec.h"
+#include "unit_support.h"
 
 static struct dec_parser P;
-
-/* Input copies handed to the parser, freed after each test (fields point
- * into them). */
-static char **kept;
-static size_t nkept, capkept;
 
 static void setup(void)
 {
@@ -29,40 +25,17 @@ static void setup(void)
 static void teardown(void)
 {
 	dec_parser_free(&P);
-	while (nkept)
-		free(kept[--nkept]);
-	free(kept);
-	kept = NULL;
-	capkept = 0;
+	ut_free_kept(); /* the input copies records point into */
 }
 
 TestSuite(dec_object, .init = setup, .fini = teardown);
 
-/* An exact-size heap copy, so that a read past the end trips ASan. */
-static char *exact_copy(const char *s, size_t n)
-{
-	char *c = malloc(n ? n : 1);
-	cr_assert_not_null(c);
-	memcpy(c, s, n);
-	return c;
-}
-
-static char *keep(char *s)
-{
-	if (nkept == capkept) {
-		capkept = capkept ? 2 * capkept : 64;
-		kept = realloc(kept, capkept * sizeof *kept);
-		cr_assert_not_null(kept);
-	}
-	kept[nkept++] = s;
-	return s;
-}
 
 /* Parses the C string json (without its NUL) from an exact-size copy. */
 static int obj(const char *json, struct dec_field **f, size_t *n, struct dec_error *e)
 {
 	size_t len = strlen(json);
-	return dec_parse_object(&P, keep(exact_copy(json, len)), len, f, n, e);
+	return dec_parse_object(&P, ut_keep(ut_exact_copy(json, len)), len, f, n, e);
 }
 
 static void expect_bytes(struct dec_str s, const char *want, size_t len)
@@ -197,7 +170,7 @@ Test(dec_object, escapes_in_values_and_keys_are_decoded)
 Test(dec_object, plain_strings_point_into_the_text_and_escaped_ones_into_scratch)
 {
 	const char json[] = "{\"plain\":\"abc\",\"esc\\t\":\"a\\nb\"}";
-	char *text = keep(exact_copy(json, sizeof json - 1));
+	char *text = ut_keep(ut_exact_copy(json, sizeof json - 1));
 	struct dec_field *f;
 	size_t n;
 	struct dec_error e;
@@ -242,7 +215,7 @@ Test(dec_object, keys_differing_after_a_nul_are_distinct)
 static char *wide_object(size_t n, const char *const *names)
 {
 	size_t cap = n * 32 + 16, len = 0;
-	char *buf = keep(malloc(cap));
+	char *buf = ut_keep(malloc(cap));
 	cr_assert_not_null(buf);
 	for (size_t k = 0; k < n; k++) {
 		if (names && names[k])
@@ -335,7 +308,7 @@ Test(dec_object, trailing_nul_byte_is_rejected)
 	struct dec_field *f;
 	size_t n;
 	struct dec_error e;
-	char *text = keep(exact_copy("{}\0", 3));
+	char *text = ut_keep(ut_exact_copy("{}\0", 3));
 	cr_assert_eq(dec_parse_object(&P, text, 3, &f, &n, &e), -1);
 	cr_expect_str_eq(e.msg, "trailing garbage after object");
 	cr_expect_eq(e.offset, 2);
@@ -406,7 +379,7 @@ Test(dec_object, other_structural_errors_say_why)
 static void expect_prefixes_rejected(const char *json, size_t len)
 {
 	for (size_t k = 0; k < len; k++) {
-		char *pre = exact_copy(json, k);
+		char *pre = ut_exact_copy(json, k);
 		struct dec_field *f;
 		size_t n;
 		struct dec_error e = { 0, NULL };
@@ -850,7 +823,7 @@ static void compare_with_cjson(const char *text, const struct dec_field *f, size
 /* Checks our result against what the generator meant, then cJSON. */
 static void check_generated(const struct gen_obj *g, size_t no)
 {
-	char *text = exact_copy(g->text, g->len);
+	char *text = ut_exact_copy(g->text, g->len);
 	struct dec_field *f;
 	size_t n;
 	struct dec_error e = { 0, NULL };

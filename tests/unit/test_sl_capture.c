@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../../sqlite-side/sl.h"
+#include "records.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -56,27 +57,6 @@ TestSuite(sl_capture, .init = setup, .fini = teardown);
 
 /* ---- helpers ---- */
 
-static struct dec_str S(const char *s)
-{
-	return (struct dec_str){s, s ? strlen(s) : 0};
-}
-
-static struct dec_field field(const char *name, const char *type, uint32_t oid,
-                              enum dec_kind kind, const char *value)
-{
-	return (struct dec_field){
-		.name = S(name), .type = S(type), .typeoid = oid, .kind = kind, .value = S(value)};
-}
-
-static struct dec_field fint(const char *name, const char *v)
-{
-	return field(name, "integer", 23, DEC_NUMBER, v);
-}
-
-static struct dec_field ftext(const char *name, const char *v)
-{
-	return field(name, "text", 25, DEC_STRING, v);
-}
 
 static struct dec_record rec(enum dec_action action, const char *table)
 {
