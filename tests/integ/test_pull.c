@@ -17,24 +17,7 @@ static void fini(void)
 
 TestSuite(pull, .fini = fini, .timeout = 180);
 
-static pid_t start_realtime(void)
-{
-	pid_t pid = it_bridge_start(&env, "run");
-	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_state WHERE key = 'initialized'", 1, 30000),
-	          "bridge did not initialise: %s", it_bridge_stderr(&env));
-	/* Streaming once "online" has been emitted. */
-	for (int i = 0; i < 1500 && !strstr(it_bridge_stdout(&env), "\"online\""); i++)
-		it_sleep_ms(20);
-	cr_assert(strstr(it_bridge_stdout(&env), "\"online\""), "bridge never came online: %s",
-	          it_bridge_stderr(&env));
-	return pid;
-}
 
-static void stop(pid_t pid)
-{
-	kill(pid, SIGTERM);
-	cr_assert_eq(it_bridge_wait(pid, 30000), 0, "graceful stop failed: %s", it_bridge_stderr(&env));
-}
 
 Test(pull, init_copies_ten_thousand_rows_from_one_snapshot)
 {
@@ -61,7 +44,7 @@ Test(pull, realtime_applies_insert_update_delete_and_truncate)
 	it_setup(&env, "dml");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_realtime();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 3, 10000));
 	it_sql(&env, "UPDATE t SET v = 'B' WHERE id = 2");
@@ -76,7 +59,7 @@ Test(pull, realtime_applies_insert_update_delete_and_truncate)
 	/* a multi-row transaction lands whole */
 	it_sql(&env, "BEGIN; INSERT INTO t SELECT g, 'x' FROM generate_series(1, 500) g; COMMIT");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 500, 10000));
-	stop(pid);
+	it_stop(&env, pid);
 	char *out = it_bridge_stdout(&env);
 	cr_assert(strstr(out, "\"event\":\"sync\""), "no sync event");
 	cr_assert(!strstr(out, "secret-pw") && !strstr(it_bridge_stderr(&env), "secret-pw"),
@@ -92,7 +75,7 @@ Test(pull, every_mapped_type_round_trips)
 	             "c char(3), u uuid, e mood, dt date, tm time, ts timestamp, tz timestamptz, "
 	             "j json, jb jsonb, by bytea, arr int[], iv interval)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_realtime();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "INSERT INTO ty VALUES (1, -32768, 2147483647, 9223372036854775807, true, 1.5, "
 	             "0.1, 123456789012345678901234567890.000001, 12.50, E'quote '' \" back \\\\ nl \\n tab \\t é 日本 🚀', "
 	             "'short', 'ab', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'happy', '2024-02-29', '13:14:15.5', "
@@ -102,7 +85,7 @@ Test(pull, every_mapped_type_round_trips)
 	it_sql(&env, "INSERT INTO ty (id, t) VALUES (3, repeat('x', 100000) || '日本')");
 	it_sql(&env, "INSERT INTO ty (id, b) VALUES (4, false)");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM ty", 4, 10000));
-	stop(pid);
+	it_stop(&env, pid);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT i8 FROM ty WHERE id = 1"), INT64_MAX);
 	cr_assert_str_eq(it_sqlite_text(&env, "SELECT typeof(i8) || typeof(b) || typeof(r) || typeof(n) || typeof(by) FROM ty WHERE id = 1"),
 	                 "integerintegerrealtextblob");
@@ -126,12 +109,12 @@ Test(pull, update_leaving_a_toasted_column_unchanged_keeps_it)
 	it_sql(&env, "CREATE TABLE doc (id int PRIMARY KEY, body text, title text)");
 	it_sql(&env, "ALTER TABLE doc ALTER body SET STORAGE EXTERNAL");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_realtime();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "INSERT INTO doc VALUES (1, repeat('y', 200000), 'first')");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM doc", 1, 10000));
 	it_sql(&env, "UPDATE doc SET title = 'second' WHERE id = 1");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM doc WHERE title = 'second'", 1, 10000));
-	stop(pid);
+	it_stop(&env, pid);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT length(body) FROM doc WHERE id = 1"), 200000);
 }
 
@@ -143,12 +126,12 @@ Test(pull, names_that_need_quoting_are_synced)
 	             "\"select\" int, \"q'uote\" text)");
 	it_sql(&env, "INSERT INTO \"Sales\".\"Order \"\"Items\"\"\" VALUES (1, 'a', 2, 'b')");
 	it_write_conf(&env, "realtime", "[table Sales.Order \"Items\"]\n");
-	pid_t pid = start_realtime();
+	pid_t pid = it_run_online(&env);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM \"Sales__Order \"\"Items\"\"\""), 1);
 	it_sql(&env, "INSERT INTO \"Sales\".\"Order \"\"Items\"\"\" VALUES (2, 'c', 3, 'd')");
 	it_sql(&env, "UPDATE \"Sales\".\"Order \"\"Items\"\"\" SET \"we ird\" = 'A' WHERE \"Id\" = 1");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM \"Sales__Order \"\"Items\"\"\" WHERE \"we ird\" IN ('A', 'c')", 2, 10000));
-	stop(pid);
+	it_stop(&env, pid);
 	cr_assert_str_eq(it_sqlite_text(&env, "SELECT \"q'uote\" || \"select\" FROM \"Sales__Order \"\"Items\"\"\" WHERE \"Id\" = 2"), "d3");
 }
 
@@ -157,12 +140,12 @@ Test(pull, a_column_added_in_postgres_after_init_reaches_sqlite)
 	it_setup(&env, "addcol");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_realtime();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "ALTER TABLE t ADD COLUMN extra numeric");
 	it_sql(&env, "INSERT INTO t VALUES (1, 'a', 3.14159)");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE extra = '3.14159'", 1, 10000),
 	          "%s", it_bridge_stderr(&env));
-	stop(pid);
+	it_stop(&env, pid);
 }
 
 Test(pull, kill_9_mid_stream_then_restart_loses_nothing_and_duplicates_nothing)
@@ -172,7 +155,7 @@ Test(pull, kill_9_mid_stream_then_restart_loses_nothing_and_duplicates_nothing)
 	it_sql(&env, "CREATE TABLE counter (id int PRIMARY KEY, hits bigint NOT NULL)");
 	it_sql(&env, "INSERT INTO counter VALUES (1, 0)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_realtime();
+	pid_t pid = it_run_online(&env);
 	/* 300 transactions; the bridge is killed while they stream in. */
 	for (int i = 1; i <= 300; i++) {
 		it_sql(&env, "BEGIN; INSERT INTO ev VALUES (%d, %d); UPDATE counter SET hits = hits + 1; COMMIT", i, i);
@@ -183,7 +166,7 @@ Test(pull, kill_9_mid_stream_then_restart_loses_nothing_and_duplicates_nothing)
 	}
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM ev", 300, 30000), "%s", it_bridge_stderr(&env));
 	cr_assert(it_wait_sqlite_int(&env, "SELECT hits FROM counter", 300, 30000));
-	stop(pid);
+	it_stop(&env, pid);
 	char *pg = it_pg_rows(&env, "SELECT id, n FROM ev ORDER BY id");
 	char *sl = it_sqlite_rows(&env, "SELECT id, n FROM ev ORDER BY id");
 	cr_assert_str_eq(sl, pg);

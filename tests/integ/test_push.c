@@ -20,20 +20,7 @@ static void fini(void)
 
 TestSuite(push, .fini = fini, .timeout = 240);
 
-static pid_t start_online(struct it_env *e)
-{
-	pid_t pid = it_bridge_start(e, "run");
-	for (int i = 0; i < 1500 && !strstr(it_bridge_stdout(e), "\"online\""); i++)
-		it_sleep_ms(20);
-	cr_assert(strstr(it_bridge_stdout(e), "\"online\""), "%s", it_bridge_stderr(e));
-	return pid;
-}
 
-static void stop(struct it_env *e, pid_t pid)
-{
-	kill(pid, SIGTERM);
-	cr_assert_eq(it_bridge_wait(pid, 30000), 0, "%s", it_bridge_stderr(e));
-}
 
 Test(push, local_writes_reach_postgres_without_echo_and_the_log_drains)
 {
@@ -41,7 +28,7 @@ Test(push, local_writes_reach_postgres_without_echo_and_the_log_drains)
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text, n int)");
 	it_sql(&env, "INSERT INTO t VALUES (1, 'from pg', 0)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_online(&env);
+	pid_t pid = it_run_online(&env);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name IN "
 	                                 "('_pgsqlite_t_ins', '_pgsqlite_t_upd', '_pgsqlite_t_del')"), 3);
 	it_sqlite_exec(&env, "INSERT INTO t VALUES (2, 'local', 1)");
@@ -56,7 +43,7 @@ Test(push, local_writes_reach_postgres_without_echo_and_the_log_drains)
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 3", 1, 10000));
 	it_sleep_ms(500);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
-	stop(&env, pid);
+	it_stop(&env, pid);
 	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v, n FROM t ORDER BY id"),
 	                 it_pg_rows(&env, "SELECT id, v, n FROM t ORDER BY id"));
 }
@@ -70,11 +57,11 @@ Test(push, server_computed_columns_come_back_to_the_writer)
 	             "$$ BEGIN NEW.upper_v := upper(NEW.v); RETURN NEW; END $$");
 	it_sql(&env, "CREATE TRIGGER up BEFORE INSERT OR UPDATE ON t FOR EACH ROW EXECUTE FUNCTION up()");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_online(&env);
+	pid_t pid = it_run_online(&env);
 	it_sqlite_exec(&env, "INSERT INTO t (id, v) VALUES (1, 'hello')");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE upper_v = 'HELLO' AND stamped = 'server default'", 1, 10000),
 	          "%s", it_sqlite_rows(&env, "SELECT * FROM t"));
-	stop(&env, pid);
+	it_stop(&env, pid);
 }
 
 Test(push, exactly_once_across_a_crash_between_postgres_commit_and_local_mark)
@@ -115,14 +102,14 @@ Test(push, values_survive_local_to_postgres_to_another_client)
 	             "t text, d double precision, b bool, big bigint)");
 	it_write_conf(&env, "realtime", NULL);
 	it_write_conf(&c2, "realtime", NULL);
-	pid_t p1 = start_online(&env), p2 = start_online(&c2);
+	pid_t p1 = it_run_online(&env), p2 = it_run_online(&c2);
 	it_sqlite_exec(&env, "INSERT INTO ty VALUES ('k1', '123456789012345678901234567890.000001', x'00ff10', "
 	                     "'{\"a\": [1, 2.50]}', '2024-01-02 03:04:05.123456+00', 'it''s \"quoted\"\n"
 	                     "second line', 0.1, 1, 9223372036854775807)");
 	it_sqlite_exec(&env, "INSERT INTO ty (id) VALUES ('nulls')");
 	cr_assert(it_wait_sqlite_int(&c2, "SELECT count(*) FROM ty", 2, 15000), "%s", it_bridge_stderr(&env));
-	stop(&env, p1);
-	stop(&c2, p2);
+	it_stop(&env, p1);
+	it_stop(&c2, p2);
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT n, encode(by, 'hex'), jb, tz, t, d, b, big FROM ty WHERE id = 'k1'"),
 	                 "123456789012345678901234567890.000001|00ff10|{\"a\": [1, 2.50]}|2024-01-02 03:04:05.123456+00|"
 	                 "it's \"quoted\"\nsecond line|0.1|t|9223372036854775807\n");
@@ -142,7 +129,7 @@ Test(push, three_clients_and_postgres_see_each_others_writes_in_realtime)
 	it_write_conf(&env, "realtime", NULL);
 	it_write_conf(&c2, "realtime", NULL);
 	it_write_conf(&c3, "realtime", NULL);
-	pid_t p1 = start_online(&env), p2 = start_online(&c2), p3 = start_online(&c3);
+	pid_t p1 = it_run_online(&env), p2 = it_run_online(&c2), p3 = it_run_online(&c3);
 	it_sqlite_exec(&env, "INSERT INTO msg VALUES ('a', 'from client 1')");
 	it_sqlite_exec(&c2, "INSERT INTO msg VALUES ('b', 'from client 2')");
 	it_sqlite_exec(&c3, "INSERT INTO msg VALUES ('c', 'from client 3')");
@@ -155,9 +142,9 @@ Test(push, three_clients_and_postgres_see_each_others_writes_in_realtime)
 	it_sqlite_exec(&c2, "UPDATE msg SET body = 'edited by 2' WHERE id = 'a'");
 	for (int i = 0; i < 3; i++)
 		cr_assert(it_wait_sqlite_int(all[i], "SELECT count(*) FROM msg WHERE body = 'edited by 2'", 1, 15000));
-	stop(&env, p1);
-	stop(&c2, p2);
-	stop(&c3, p3);
+	it_stop(&env, p1);
+	it_stop(&c2, p2);
+	it_stop(&c3, p3);
 	for (int i = 0; i < 3; i++)
 		cr_assert_eq(it_sqlite_int(all[i], "SELECT count(*) FROM _pgsqlite_changes"), 0, "client %d", i + 1);
 }
@@ -168,7 +155,7 @@ Test(push, a_pull_only_table_has_no_triggers_and_a_push_only_table_ignores_postg
 	it_sql(&env, "CREATE TABLE pulled (id int PRIMARY KEY, v text)");
 	it_sql(&env, "CREATE TABLE pushed (id int PRIMARY KEY, v text)");
 	it_write_conf(&env, "realtime", "[table public.pulled]\ndirection = pull\n[table public.pushed]\ndirection = push\n");
-	pid_t pid = start_online(&env);
+	pid_t pid = it_run_online(&env);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'pulled'"), 0);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'pushed'"), 3);
 	it_sql(&env, "INSERT INTO pulled VALUES (1, 'pg')");
@@ -178,7 +165,7 @@ Test(push, a_pull_only_table_has_no_triggers_and_a_push_only_table_ignores_postg
 	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM pushed WHERE id = 2", 1, 10000));
 	it_sleep_ms(500);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM pushed WHERE id = 1"), 0);
-	stop(&env, pid);
+	it_stop(&env, pid);
 }
 
 /* Many local inserts of one shape go as one COPY; keys that exist in

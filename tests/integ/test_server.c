@@ -17,29 +17,14 @@ static void fini(void)
 
 TestSuite(server, .fini = fini, .timeout = 180);
 
-static int count_in(const char *haystack, const char *needle)
-{
-	int n = 0;
-	for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	return n;
-}
 
-static pid_t start_and_wait_online(void)
-{
-	pid_t pid = it_bridge_start(&env, "run");
-	for (int i = 0; i < 1500 && !strstr(it_bridge_stdout(&env), "\"online\""); i++)
-		it_sleep_ms(20);
-	cr_assert(strstr(it_bridge_stdout(&env), "\"online\""), "%s", it_bridge_stderr(&env));
-	return pid;
-}
 
 Test(server, walsender_terminated_by_the_server_reconnects_by_itself)
 {
 	it_setup(&env, "walsender");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_and_wait_online();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "INSERT INTO t VALUES (1)");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 1, 10000));
 	cr_assert_eq(it_sql_int(&env, "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots "
@@ -49,7 +34,7 @@ Test(server, walsender_terminated_by_the_server_reconnects_by_itself)
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 3, 20000), "%s", it_bridge_stderr(&env));
 	char *out = it_bridge_stdout(&env);
 	cr_assert(strstr(out, "\"offline\""), "no offline event: %s", out);
-	cr_assert_geq(count_in(out, "\"online\""), 2, "no second online event: %s", out);
+	cr_assert_geq(it_count(out, "\"online\""), 2, "no second online event: %s", out);
 	kill(pid, SIGTERM);
 	cr_assert_eq(it_bridge_wait(pid, 30000), 0);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM t"), 3);
@@ -60,7 +45,7 @@ Test(server, postgres_restart_is_survived_and_nothing_is_lost)
 	it_setup(&env, "restart");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v int)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_and_wait_online();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "INSERT INTO t SELECT g, g FROM generate_series(1, 100) g");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 100, 10000));
 	it_pg_restart();

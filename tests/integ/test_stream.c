@@ -20,35 +20,15 @@ static void fini(void)
 
 TestSuite(stream, .fini = fini, .timeout = 180);
 
-static pid_t start_online(void)
-{
-	pid_t pid = it_bridge_start(&env, "run");
-	for (int i = 0; i < 1500 && !strstr(it_bridge_stdout(&env), "\"online\""); i++)
-		it_sleep_ms(20);
-	cr_assert(strstr(it_bridge_stdout(&env), "\"online\""), "%s", it_bridge_stderr(&env));
-	return pid;
-}
 
-static void stop(pid_t pid)
-{
-	kill(pid, SIGTERM);
-	cr_assert_eq(it_bridge_wait(pid, 30000), 0, "%s", it_bridge_stderr(&env));
-}
 
-static int count_in(const char *haystack, const char *needle)
-{
-	int n = 0;
-	for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p++)
-		n++;
-	return n;
-}
 
 Test(stream, a_postgres_transaction_is_never_seen_half_applied)
 {
 	it_setup(&env, "atomic");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, pad text)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_online();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "INSERT INTO t SELECT g, repeat('p', 50) FROM generate_series(1, 60000) g");
 	int64_t seen = 0;
 	for (int i = 0; i < 3000 && seen != 60000; i++) {
@@ -58,7 +38,7 @@ Test(stream, a_postgres_transaction_is_never_seen_half_applied)
 		it_sleep_ms(5);
 	}
 	cr_assert_eq(seen, 60000);
-	stop(pid);
+	it_stop(&env, pid);
 }
 
 Test(stream, back_to_back_transactions_share_sqlite_commits)
@@ -72,7 +52,7 @@ Test(stream, back_to_back_transactions_share_sqlite_commits)
 		it_sql(&env, "INSERT INTO t VALUES (%d)", i);
 	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
 	cr_assert(strstr(out, "\"transactions\":300,"), "%s", out);
-	int commits = count_in(out, "\"event\":\"sync\"");
+	int commits = it_count(out, "\"event\":\"sync\"");
 	cr_assert(commits >= 1 && commits < 30, "%d SQLite commits for 300 transactions", commits);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM t"), 300);
 }
@@ -84,13 +64,13 @@ Test(stream, an_idle_bridge_answers_keepalives_and_stays_connected)
 	it_setup(&env, "idle");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_online();
+	pid_t pid = it_run_online(&env);
 	it_sleep_ms(25000);
 	it_sql(&env, "INSERT INTO t VALUES (1)");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 1, 10000));
 	char *out = it_bridge_stdout(&env);
 	cr_assert(!strstr(out, "\"offline\""), "the server cut the idle bridge off: %s", out);
-	stop(pid);
+	it_stop(&env, pid);
 }
 
 Test(stream, the_slot_advances_while_only_other_databases_write)
@@ -98,7 +78,7 @@ Test(stream, the_slot_advances_while_only_other_databases_write)
 	it_setup(&env, "advance");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_online();
+	pid_t pid = it_run_online(&env);
 	char *before = it_sql_value(&env, "SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = '%s'", env.slot);
 	/* WAL from another database only */
 	it_sql(&env, "SELECT pg_switch_wal()");
@@ -108,7 +88,7 @@ Test(stream, the_slot_advances_while_only_other_databases_write)
 	snprintf(sql, sizeof sql, "SELECT (confirmed_flush_lsn > '%s'::pg_lsn)::int FROM pg_replication_slots WHERE slot_name = '%s'",
 	         before, env.slot);
 	cr_assert(it_wait_pg_int(&env, sql, 1, 30000), "confirmed_flush_lsn stayed at %s", before);
-	stop(pid);
+	it_stop(&env, pid);
 }
 
 Test(stream, a_locked_sqlite_file_delays_but_loses_nothing)
@@ -116,7 +96,7 @@ Test(stream, a_locked_sqlite_file_delays_but_loses_nothing)
 	it_setup(&env, "locked");
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v int)");
 	it_write_conf(&env, "realtime", NULL);
-	pid_t pid = start_online();
+	pid_t pid = it_run_online(&env);
 	it_sql(&env, "INSERT INTO t VALUES (1, 1)");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 1, 10000));
 	/* An application holds the write lock longer than the busy timeout. */
@@ -129,7 +109,7 @@ Test(stream, a_locked_sqlite_file_delays_but_loses_nothing)
 	cr_assert_eq(sqlite3_exec(app, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(app);
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE v > 100", 50, 30000), "%s", it_bridge_stderr(&env));
-	stop(pid);
+	it_stop(&env, pid);
 	char *pg = it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	char *sl = it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	cr_assert_str_eq(sl, pg);

@@ -394,3 +394,37 @@ void it_pg_restart(void)
 	snprintf(cmd, sizeof cmd, "tests/pg-cluster.sh restart '%s'", env_or("PGSB_TEST_PGDATA", ""));
 	cr_assert(system(cmd) == 0, "cluster restart failed");
 }
+
+int it_count(const char *haystack, const char *needle)
+{
+	int n = 0;
+	for (const char *p = haystack; (p = strstr(p, needle)) != NULL; p++)
+		n++;
+	return n;
+}
+
+/* Has the background bridge printed needle on stdout yet? */
+static bool said(struct it_env *e, const char *needle)
+{
+	char p[700];
+	snprintf(p, sizeof p, "%s/bg.out", e->dir);
+	char *out = slurp(p);
+	bool yes = strstr(out, needle) != NULL;
+	free(out);
+	return yes;
+}
+
+pid_t it_run_online(struct it_env *e)
+{
+	pid_t pid = it_bridge_start(e, "run");
+	for (int i = 0; i < 1500 && !said(e, "\"online\""); i++)
+		it_sleep_ms(20);
+	cr_assert(said(e, "\"online\""), "bridge never came online: %s", it_bridge_stderr(e));
+	return pid;
+}
+
+void it_stop(struct it_env *e, pid_t pid)
+{
+	kill(pid, SIGTERM);
+	cr_assert_eq(it_bridge_wait(pid, 30000), 0, "graceful stop failed: %s", it_bridge_stderr(e));
+}

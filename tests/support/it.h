@@ -44,6 +44,13 @@ int64_t it_sql_int(struct it_env *e, const char *fmt, ...) __attribute__((format
 int it_bridge(struct it_env *e, const char *cmd, char *out, size_t cap);
 /* Starts it in the background (stdout, stderr to files in the test dir). */
 pid_t it_bridge_start(struct it_env *e, const char *cmd);
+/* Starts `run` in the background and waits until it says "online"
+ * (streaming); asserts it does within 30 s. */
+pid_t it_run_online(struct it_env *e);
+/* SIGTERM, and asserts a graceful exit (0) within 30 s. */
+void it_stop(struct it_env *e, pid_t pid);
+/* How many times needle occurs in haystack. */
+int it_count(const char *haystack, const char *needle);
 /* Waits for it, returns the exit code (or 128+signal); kills after timeout_ms. */
 int it_bridge_wait(pid_t pid, int timeout_ms);
 void it_bridge_kill9(pid_t pid);
