@@ -1,0 +1,95 @@
+/* push_fold.c: a push batch's entries and their helpers, and the folding
+ * of its change-log rows into one net change per row. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "push_int.h"
+
+/* Sets an entry's own result (one statement, at most one row). */
+void push__entry_own_result(struct entry *e, PGresult *r)
+{
+	if (e->owns_res)
+		PQclear(e->res);
+	e->res = r;
+	e->owns_res = r != NULL;
+	e->row = r && PQntuples(r) > 0 ? 0 : -1;
+}
+
+const struct br_table *push__table_by_local(struct pgsb *b, const char *local)
+{
+	for (size_t i = 0; i < b->ntables; i++)
+		if (strcmp(b->tables[i].local, local) == 0)
+			return &b->tables[i];
+	return NULL;
+}
+
+void push__batch_free(struct batch *bt)
+{
+	for (size_t i = 0; i < bt->ne; i++) {
+		if (bt->e[i].owns_res)
+			PQclear(bt->e[i].res);
+		PQclear(bt->e[i].remote);
+		free(bt->e[i].merged);
+	}
+	for (int i = 0; i < bt->nshared; i++)
+		PQclear(bt->shared[i]);
+	free(bt->e);
+	free(bt->buckets);
+	sl_changes_free(bt->ch, bt->nch);
+}
+
+/* ---- folding a batch: one net change per row ---- */
+
+static size_t bucket_of(const struct batch *bt, const struct br_table *t, const char *key)
+{
+	uint64_t h = 1469598103934665603ULL ^ (uint64_t)(uintptr_t)t;
+
+	for (const unsigned char *p = (const unsigned char *)key; *p; p++)
+		h = (h ^ *p) * 1099511628211ULL;
+	return (size_t)(h % bt->nbuckets);
+}
+
+static struct entry *find_entry(struct batch *bt, const struct br_table *t, const char *key)
+{
+	for (struct entry *e = bt->buckets[bucket_of(bt, t, key)]; e; e = e->next_same)
+		if (e->t == t && strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
+}
+
+static void fold_change(struct batch *bt, const struct br_table *t, const struct sl_change *c)
+{
+	struct entry *e = find_entry(bt, t, c->pk);
+
+	if (!e) {
+		size_t k = bucket_of(bt, t, c->pk);
+		e = &bt->e[bt->ne++];
+		memset(e, 0, sizeof *e);
+		e->t = t;
+		e->key = c->pk;
+		e->base = c->op == 'I' ? NULL : c->old_row;
+		e->row = -1;
+		e->next_same = bt->buckets[k];
+		bt->buckets[k] = e;
+	}
+	e->final = c->op == 'D' ? NULL : c->new_row;
+	e->changed_at = c->changed_at;
+	e->op = e->base ? (e->final ? 'U' : 'D') : (e->final ? 'I' : 0);
+}
+
+int push__fold(struct pgsb *b, struct batch *bt)
+{
+	bt->e = calloc(bt->nch, sizeof *bt->e);
+	bt->nbuckets = 2 * bt->nch + 1;
+	bt->buckets = calloc(bt->nbuckets, sizeof *bt->buckets);
+	if (!bt->e || !bt->buckets)
+		return -1;
+	for (size_t i = 0; i < bt->nch; i++) {
+		const struct br_table *t = push__table_by_local(b, bt->ch[i].table);
+		if (t && t->direction != CFG_DIRECTION_PULL)
+			fold_change(bt, t, &bt->ch[i]);
+		bt->last_seq = bt->ch[i].seq;
+	}
+	return 0;
+}

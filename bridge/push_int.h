@@ -1,0 +1,92 @@
+/* push_int.h: what push.c shares with its parts (push_fold.c, push_sql.c, push_copy.c, push_mark.c). */
+#ifndef PGSB_PUSH_INT_H
+#define PGSB_PUSH_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "br.h"
+
+/* What happened to one row of a batch. */
+enum outcome {
+	OUT_PUSHED,   /* the guarded statement applied */
+	OUT_LOCAL,    /* conflict: the local version was forced */
+	OUT_REMOTE,   /* conflict: the Postgres version stays, and comes to SQLite */
+	OUT_MERGED,   /* conflict: a merged row went to both sides */
+	OUT_NOTHING,  /* no net change, or deleted on both sides */
+};
+
+/* One row's net change in a batch. */
+struct entry {
+	const struct br_table *t;
+	char op;                 /* net change: 'I', 'U', 'D'; 0 = none */
+	const char *key;         /* pk JSON, as the change log writes it */
+	const char *base;        /* row before the batch (NULL: did not exist) */
+	const char *final;       /* row after the batch (NULL: deleted) */
+	const char *changed_at;  /* time of its last change */
+	enum outcome outcome;
+	bool sent;               /* its guarded statement went to Postgres */
+	PGresult *res;           /* the result holding its RETURNING row */
+	int row;                 /* that row in res; -1: the statement missed */
+	bool owns_res;           /* res is this entry's own (else the batch's) */
+	PGresult *remote;        /* conflicts: the Postgres row (0 or 1 rows) */
+	char *merged;            /* OUT_MERGED: the merged row */
+	struct entry *next_same; /* fold: next entry in the same hash bucket */
+};
+
+struct batch {
+	struct sl_change *ch;
+	size_t nch;
+	struct entry *e;
+	size_t ne;
+	int64_t last_seq;
+	uint64_t commit_lsn;     /* end LSN of the push's commit in Postgres */
+	uint64_t conflicts;
+	struct entry **buckets;  /* fold: hash index over (table, key) */
+	size_t nbuckets;
+	PGresult *shared[64];    /* results of bulk inserts, shared by entries */
+	int nshared;
+};
+
+/* A growing list of parameter strings freed together. */
+struct params {
+	char *v[4096];
+	int n;
+	bool overflow;
+};
+
+/* push.c */
+void push__note_sqlstate(struct pgsb *b, const PGresult *r);
+
+/* push_fold.c */
+void push__entry_own_result(struct entry *e, PGresult *r);
+const struct br_table *push__table_by_local(struct pgsb *b, const char *local);
+void push__batch_free(struct batch *bt);
+int push__fold(struct pgsb *b, struct batch *bt);
+
+/* push_sql.c */
+void push__params_free(struct params *p);
+PGresult *push__exec_params(PGconn *c, const char *sql, struct params *p);
+const struct sl_column *push__pgcol(const struct br_table *t, const char *name, size_t len);
+const struct dec_field *push__field_named(struct dec_field *f, size_t n, struct dec_str name);
+int push__parse_image(struct dec_parser *dp, const char *json, struct dec_field **f, size_t *n);
+void push__sql_key_where(FILE *m, const struct br_table *t, struct dec_field *f, size_t n,
+                         struct params *p);
+const struct sl_column *push__insert_col(const struct br_table *t, const struct dec_field *f,
+                                         bool force);
+void push__sql_insert(FILE *m, const struct br_table *t, struct dec_field *f, size_t n,
+                      struct params *p, bool force, bool pg_form);
+int push__entry_sql(struct pgsb *b, struct entry *e, char **sql, struct params *p);
+
+/* push_copy.c */
+int push__bulk_inserts(struct pgsb *b, struct batch *bt, char *err, size_t cap);
+
+/* push_mark.c */
+int push__resolve_conflicts(struct pgsb *b, struct batch *bt, char *err, size_t cap);
+bool push__is_conflict(const struct entry *e);
+int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap);
+int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap);
+
+#endif

@@ -1,0 +1,465 @@
+/* push_mark.c: what a push writes back into SQLite: conflicts settled, the
+ * local mark after the commit, the reconcile after a crash between the two,
+ * and a change Postgres rejects set aside. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "push_int.h"
+
+#define COMMIT_TS_COLUMN "_pgsb_commit_ts"
+
+/* ---- conflicts: a guarded statement that missed ---- */
+
+/* The row now in Postgres with the entry's key, locked, with its commit
+ * time (NULL when track_commit_timestamp is off). */
+static PGresult *fetch_remote(struct pgsb *b, const struct entry *e)
+{
+	struct dec_field *f;
+	size_t n, len;
+	char *sql = NULL;
+	struct params p = {0};
+	const char *image = e->op == 'I' ? e->final : e->base;
+
+	if (push__parse_image(&b->push.key_dec, image, &f, &n))
+		return NULL;
+	FILE *m = open_memstream(&sql, &len);
+	fprintf(m, "SELECT *, %s AS \"" COMMIT_TS_COLUMN "\" FROM %s",
+	        b->push.commit_ts ? "pg_xact_commit_timestamp(xmin)::text" : "NULL::text",
+	        e->t->qualified);
+	push__sql_key_where(m, e->t, f, n, &p);
+	fputs(" FOR UPDATE", m);
+	fclose(m);
+	PGresult *r = push__exec_params(b->push.conn, sql, &p);
+	free(sql);
+	push__params_free(&p);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* Writes the winning version to Postgres: the local row (or its delete),
+ * or the merged row.  The RETURNING row goes to e->res. */
+static int force_version(struct pgsb *b, struct entry *e, const char *row, bool pg_form)
+{
+	struct dec_field *f;
+	size_t n, len;
+	char *sql = NULL;
+	struct params p = {0};
+
+	if (push__parse_image(&b->push.key_dec, row ? row : e->base, &f, &n))
+		return -1;
+	FILE *m = open_memstream(&sql, &len);
+	if (row) {
+		push__sql_insert(m, e->t, f, n, &p, true, pg_form);
+	} else {
+		fprintf(m, "DELETE FROM %s", e->t->qualified);
+		push__sql_key_where(m, e->t, f, n, &p);
+	}
+	fclose(m);
+	PGresult *r = push__exec_params(b->push.conn, sql, &p);
+	free(sql);
+	push__params_free(&p);
+	ExecStatusType st = PQresultStatus(r);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		PQclear(r);
+		return -1;
+	}
+	if (st != PGRES_TUPLES_OK) {
+		PQclear(r);
+		r = NULL;
+	}
+	push__entry_own_result(e, r);
+	return 0;
+}
+
+static int resolve_one(struct pgsb *b, struct batch *bt, struct entry *e)
+{
+	push__entry_own_result(e, NULL);
+	e->remote = fetch_remote(b, e);
+	if (!e->remote)
+		return -1;
+	if (e->op == 'D' && PQntuples(e->remote) == 0) {
+		e->outcome = OUT_NOTHING; /* deleted on both sides */
+		return 0;
+	}
+	int tscol = PQnfields(e->remote) - 1;
+	struct conflict_case cc = {
+		.t = e->t, .op = e->op, .base_json = e->base, .local_json = e->final,
+		.local_time = e->changed_at, .remote = e->remote,
+		.remote_time = PQntuples(e->remote) == 1 && !PQgetisnull(e->remote, 0, tscol)
+		               ? PQgetvalue(e->remote, 0, tscol) : NULL,
+	};
+	enum conflict_winner w = conflict_decide(b, &cc);
+	bt->conflicts++;
+	e->merged = cc.merged_json;
+	e->outcome = w == WIN_LOCAL ? OUT_LOCAL : w == WIN_MERGED ? OUT_MERGED : OUT_REMOTE;
+	if (w == WIN_LOCAL)
+		return force_version(b, e, e->final, false);
+	if (w == WIN_MERGED)
+		return force_version(b, e, e->merged, true);
+	return 0;
+}
+
+int push__resolve_conflicts(struct pgsb *b, struct batch *bt, char *err, size_t cap)
+{
+	for (size_t i = 0; i < bt->ne; i++) {
+		struct entry *e = &bt->e[i];
+		if (!e->sent || e->outcome == OUT_NOTHING || e->row >= 0)
+			continue;
+		if (resolve_one(b, bt, e)) {
+			pgc_error_text(b->push.conn, err, cap);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* ---- the local mark ---- */
+
+/* Writes one row of a Postgres result into SQLite (upsert). */
+static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, int row,
+                        struct sl_err *e)
+{
+	int nf = PQnfields(r), n = 0, npk = 0;
+	struct dec_field *f = calloc((size_t)nf + 1, sizeof *f), *pk = calloc((size_t)nf + 1, sizeof *pk);
+	struct dec_record rec = {.action = DEC_INSERT};
+	int rc = -1;
+
+	if (f && pk) {
+		for (int j = 0; j < nf; j++) {
+			const char *name = PQfname(r, j);
+			const struct sl_column *c = push__pgcol(t, name, strlen(name));
+			if (!c)
+				continue; /* our commit-time column */
+			f[n].name = (struct dec_str){name, strlen(name)};
+			f[n].typeoid = PQftype(r, j);
+			if (PQgetisnull(r, row, j))
+				f[n].kind = DEC_NULL;
+			else
+				pgc_text_field(&f[n], f[n].typeoid, PQgetvalue(r, row, j),
+				               (size_t)PQgetlength(r, row, j));
+			if (c->pk_pos > 0)
+				pk[npk++] = f[n];
+			n++;
+		}
+		rec.schema = (struct dec_str){t->schema, strlen(t->schema)};
+		rec.table = (struct dec_str){t->name, strlen(t->name)};
+		rec.columns = f;
+		rec.ncolumns = (size_t)n;
+		rec.pk = pk;
+		rec.npk = (size_t)npk;
+		rc = sl_apply(b->db, &rec, e);
+	}
+	free(f);
+	free(pk);
+	return rc;
+}
+
+static int delete_local(struct pgsb *b, const struct br_table *t, const char *key,
+                        struct sl_err *e)
+{
+	struct dec_field *f;
+	size_t n;
+	struct dec_record rec = {.action = DEC_DELETE};
+
+	if (push__parse_image(&b->push.key_dec, key, &f, &n))
+		return -1;
+	rec.schema = (struct dec_str){t->schema, strlen(t->schema)};
+	rec.table = (struct dec_str){t->name, strlen(t->name)};
+	rec.identity = f;
+	rec.nidentity = n;
+	return sl_apply(b->db, &rec, e);
+}
+
+/* A statement prepared once and kept; reset and cleared for reuse. */
+static sqlite3_stmt *cached(struct pgsb *b, sqlite3_stmt **slot, const char *sql)
+{
+	if (!*slot && sqlite3_prepare_v3(sl_handle(b->db), sql, -1, SQLITE_PREPARE_PERSISTENT,
+	                                 slot, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_reset(*slot);
+	sqlite3_clear_bindings(*slot);
+	return *slot;
+}
+
+/* A local change newer than the batch for this row: leave the row alone. */
+static bool local_pending(struct pgsb *b, const struct br_table *t, const char *key)
+{
+	sqlite3_stmt *st = cached(b, &b->push.st_pending,
+		"SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2 LIMIT 1");
+	bool pending;
+
+	if (!st)
+		return true;
+	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	pending = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return pending;
+}
+
+/* Does the row Postgres returned hold exactly what SQLite already has
+ * (no default, trigger or other column of the server's own)?  Then there
+ * is nothing to write back. */
+static bool returned_as_sent(struct pgsb *b, const struct entry *e)
+{
+	struct dec_field *f;
+	size_t n;
+
+	if (!e->final || push__parse_image(&b->push.key_dec, e->final, &f, &n))
+		return false;
+	for (int j = 0; j < PQnfields(e->res); j++) {
+		const char *name = PQfname(e->res, j);
+		const struct sl_column *c = push__pgcol(e->t, name, strlen(name));
+		if (!c)
+			continue; /* our own bookkeeping columns */
+		const struct dec_field *fv = push__field_named(f, n, (struct dec_str){name, strlen(name)});
+		if (!fv)
+			return false;
+		if (PQgetisnull(e->res, e->row, j) || fv->kind == DEC_NULL) {
+			if (PQgetisnull(e->res, e->row, j) != (fv->kind == DEC_NULL))
+				return false;
+			continue;
+		}
+		const char *v = PQgetvalue(e->res, e->row, j);
+		size_t len = (size_t)PQgetlength(e->res, e->row, j);
+		if (c->typeoid == 17 && len >= 2)
+			v += 2, len -= 2; /* bytea: \x then the same hex */
+		if ((fv->kind != DEC_NUMBER && fv->kind != DEC_STRING) || len != fv->value.len ||
+		    memcmp(v, fv->value.p, len) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* What Postgres now holds for an entry, written into SQLite. */
+static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *err)
+{
+	if (e->outcome == OUT_PUSHED &&
+	    (e->op == 'D' || !e->t->server_computes || (e->res && e->row >= 0 && returned_as_sent(b, e))))
+		return 0; /* SQLite already holds what Postgres holds */
+	if (local_pending(b, e->t, e->key))
+		return 0;
+	if (e->outcome == OUT_REMOTE)
+		return PQntuples(e->remote) == 1 ? write_pg_row(b, e->t, e->remote, 0, err)
+		                                 : delete_local(b, e->t, e->key, err);
+	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 ||
+	    (e->outcome == OUT_PUSHED && e->op == 'D') || (e->outcome == OUT_LOCAL && !e->final))
+		return 0;
+	return write_pg_row(b, e->t, e->res, e->row, err);
+}
+
+static int track_pushed(struct pgsb *b, const struct entry *e, uint64_t lsn)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (lsn == 0 || e->outcome == OUT_NOTHING || e->outcome == OUT_REMOTE)
+		return 0;
+	st = cached(b, &b->push.st_track,
+		"INSERT INTO _pgsqlite_pushed (table_name, pk, lsn) VALUES (?1, ?2, ?3) "
+		"ON CONFLICT (table_name, pk) DO UPDATE SET lsn = excluded.lsn");
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, e->t->local, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, e->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)lsn);
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	sqlite3_reset(st);
+	b->push.pushed_rows_tracked += rc == 0;
+	return rc;
+}
+
+static int record_conflict(struct pgsb *b, const struct entry *e, struct sl_err *err)
+{
+	enum conflict_winner w = e->outcome == OUT_LOCAL ? WIN_LOCAL
+	                         : e->outcome == OUT_MERGED ? WIN_MERGED : WIN_REMOTE;
+	char *remote = conflict_remote_json(e->remote);
+	int rc = sl_conflict_record(b->db, e->t->local, e->key, e->final, remote,
+	                            cfg_conflict_name(e->t->conflict),
+	                            conflict_resolution_name(w, e->t->conflict),
+	                            e->t->conflict != CFG_CONFLICT_KEEP_BOTH, err);
+	free(remote);
+	return rc;
+}
+
+bool push__is_conflict(const struct entry *e)
+{
+	return e->remote && e->outcome != OUT_NOTHING;
+}
+
+static int mark_entries(struct pgsb *b, struct batch *bt, struct sl_err *err)
+{
+	for (size_t i = 0; i < bt->ne; i++) {
+		const struct entry *e = &bt->e[i];
+		if (apply_outcome(b, e, err) || track_pushed(b, e, bt->commit_lsn) ||
+		    (push__is_conflict(e) && record_conflict(b, e, err)))
+			return -1;
+	}
+	return 0;
+}
+
+/* The local mark: changes gone from the log, Postgres's version of each
+ * pushed row (server defaults and triggers included) in SQLite, conflicts
+ * recorded, the position saved; one SQLite transaction. */
+int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
+{
+	char seq[32];
+	struct sl_err e = {0};
+
+	snprintf(seq, sizeof seq, "%lld", (long long)bt->last_seq);
+	int64_t t0 = br_now_us(), t1 = 0, t2 = 0;
+	if (sl_begin(b->db, &e) || sl_changes_delete_upto(b->db, bt->last_seq, &e) ||
+	    !(t1 = br_now_us()) || mark_entries(b, bt, &e) || !(t2 = br_now_us()) ||
+	    sl_state_set(b->db, "pushed_seq", seq, &e) || sl_commit(b->db, &e)) {
+		snprintf(err, cap, "cannot mark pushed changes in SQLite: %s",
+		         e.msg[0] ? e.msg : sqlite3_errmsg(sl_handle(b->db)));
+		sl_rollback(b->db);
+		return -1;
+	}
+	b->push.pushed_seq = bt->last_seq;
+	log_debug("mark: delete %lld us, entries %lld us, commit %lld us", (long long)(t1 - t0),
+	          (long long)(t2 - t1), (long long)(br_now_us() - t2));
+	return 0;
+}
+
+/* ---- after a crash: changes Postgres has but SQLite did not mark ---- */
+
+static int64_t origin_progress(struct pgsb *b)
+{
+	const char *params[1] = {b->cfg->slot};
+	PGresult *r = PQexecParams(b->push.conn,
+		"SELECT pg_replication_origin_progress($1, true)::text", 1, NULL, params, NULL, NULL, 0);
+	uint64_t lsn = 0;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		PQclear(r);
+		return -1;
+	}
+	if (!PQgetisnull(r, 0, 0)) {
+		const char *t = PQgetvalue(r, 0, 0);
+		if (dec_parse_lsn(t, strlen(t), &lsn))
+			lsn = 0;
+	}
+	PQclear(r);
+	return (int64_t)lsn;
+}
+
+/* The row as Postgres holds it now, written into SQLite. */
+static int refresh_row(struct pgsb *b, const struct br_table *t, const char *key,
+                       struct sl_err *err)
+{
+	struct entry e = {.t = t, .op = 'D', .base = key, .key = key};
+	PGresult *r;
+
+	if (local_pending(b, t, key))
+		return 0;
+	if (!(r = fetch_remote(b, &e)))
+		return -1;
+	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, 0, err) : delete_local(b, t, key, err);
+	PQclear(r);
+	return rc;
+}
+
+static int reconcile_gap(struct pgsb *b, int64_t upto, char *err, size_t cap)
+{
+	struct sl_change *ch;
+	size_t n;
+	struct sl_err e = {0};
+	char seq[32];
+	int rc = -1;
+
+	if (sl_changes_read(b->db, b->push.pushed_seq, 1000000, &ch, &n, &e))
+		goto out;
+	if (sl_begin(b->db, &e) || sl_changes_delete_upto(b->db, upto, &e))
+		goto rollback;
+	for (size_t i = 0; i < n && ch[i].seq <= upto; i++) {
+		const struct br_table *t = push__table_by_local(b, ch[i].table);
+		if (t && refresh_row(b, t, ch[i].pk, &e))
+			goto rollback;
+	}
+	snprintf(seq, sizeof seq, "%lld", (long long)upto);
+	if (sl_state_set(b->db, "pushed_seq", seq, &e) || sl_commit(b->db, &e))
+		goto rollback;
+	log_warn("%lld local changes were pushed before the bridge stopped but not marked: "
+	         "marked now, nothing pushed twice", (long long)(upto - b->push.pushed_seq));
+	b->push.pushed_seq = upto;
+	rc = 0;
+	goto freeit;
+rollback:
+	sl_rollback(b->db);
+freeit:
+	sl_changes_free(ch, n);
+out:
+	if (rc)
+		snprintf(err, cap, "cannot reconcile pushed changes: %s", e.msg);
+	return rc;
+}
+
+int push_reconcile(struct pgsb *b, char *err, size_t cap)
+{
+	char text[64];
+	int64_t progress = origin_progress(b);
+
+	b->push.pushed_seq = sl_state_get(b->db, "pushed_seq", text, sizeof text) == 1
+	                     ? strtoll(text, NULL, 10) : 0;
+	if (progress < 0) {
+		pgc_error_text(b->push.conn, err, cap);
+		return -1;
+	}
+	if (progress <= b->push.pushed_seq)
+		return 0;
+	return reconcile_gap(b, progress, err, cap);
+}
+
+/* ---- a change Postgres rejects ---- */
+
+static void emit_rejection(struct pgsb *b, const struct sl_change *c, const char *why)
+{
+	char msg[1400];
+
+	snprintf(msg, sizeof msg, "Postgres rejected a local change to \"%s\" %s: %s; the local row "
+	         "now holds the Postgres version, the change is in _pgsqlite_conflicts", c->table, c->pk, why);
+	log_warn("%s", msg);
+	ev_emit_error(b, msg, false);
+	ev_emit_conflict(b, c->table, c->pk, "rejected", "rejected");
+}
+
+/* The oldest pending change, which Postgres rejects on its own: out of the
+ * log, into _pgsqlite_conflicts for a person, and the row in SQLite back
+ * to what Postgres holds. */
+int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
+{
+	struct sl_change *c;
+	size_t n;
+	struct sl_err e = {0};
+	int rc = -1;
+
+	if (sl_changes_read(b->db, b->push.pushed_seq, 1, &c, &n, &e) || n == 0)
+		return -1;
+	const struct br_table *t = push__table_by_local(b, c->table);
+	struct entry probe = {.t = t, .op = 'D', .base = c->old_row ? c->old_row : c->new_row, .key = c->pk};
+	PGresult *remote = t ? fetch_remote(b, &probe) : NULL;
+	char *remote_json = conflict_remote_json(remote);
+	char resolution[300];
+	snprintf(resolution, sizeof resolution, "rejected: %.280s", why);
+	if (remote && sl_begin(b->db, &e) == 0 && sl_changes_delete_upto(b->db, c->seq, &e) == 0 &&
+	    refresh_row(b, t, c->pk, &e) == 0 &&
+	    sl_conflict_record(b->db, c->table, c->pk, c->new_row, remote_json,
+	                       cfg_conflict_name(t->conflict), resolution, false, &e) == 0 &&
+	    sl_commit(b->db, &e) == 0) {
+		emit_rejection(b, c, why);
+		rc = 0;
+	} else {
+		sl_rollback(b->db);
+		snprintf(err, cap, "cannot set aside a rejected change: %s", e.msg[0] ? e.msg : PQerrorMessage(b->push.conn));
+	}
+	free(remote_json);
+	PQclear(remote);
+	sl_changes_free(c, n);
+	return rc;
+}
