@@ -99,10 +99,12 @@ int sl_drop_bridge_objects(struct sl_db *db, struct sl_err *err)
  * named _pgsqlite_<table>_ins|upd|del, from its current columns.  Each
  * appends one row to _pgsqlite_changes unless the "applying" flag is set.
  * Row images are JSON objects {"col": value} in column order: integers
- * and text as they are, REAL values as text with 17 significant digits
- * ("0.10000000000000001", "1", "1e+300"; SQLite's printf "%!.17g" without
- * its trailing ".0", round-trips exactly below about 1e100), BLOBs as
- * lower-case hex text, NULL as null.  pk is the same form for the key
+ * and text as they are, REAL values as exact text that Postgres's
+ * float8in reads back bit for bit: an integral value below 2^63 as an
+ * integer ("1", "100"), +-Infinity as "Infinity" / "-Infinity", any other
+ * as a C99 hex float ("0x1.999999999999ap-4"; SQLite's own "%!.17g" is
+ * not correctly rounded for large magnitudes), looked up in the bridge
+ * table _pgsqlite_pow2; BLOBs as lower-case hex text, NULL as null.  pk is the same form for the key
  * columns only, in key order: of the new row for an insert, of the old row
  * (the key the remote side knows) for an update or delete.  table_name is
  * local_table as given.  An update that changes no column byte-wise is not

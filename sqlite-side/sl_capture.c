@@ -48,17 +48,58 @@ static void put_val(struct sl_buf *b, const char *side, const struct sl_col *c, 
 	sl_buf_ident(b, c->name, c->len);
 }
 
-/* The value as the images hold it: a real as 17 significant digits (the
- * "%!.17g" of SQLite's printf, which plain "%.17g" caps at 16, without the
- * ".0" it adds to integral values), a blob as lower-case hex, the rest as
- * it is. */
+/* A REAL that is not a small integer, exactly, as a C99 hex float
+ * ("0x1.999999999999ap-4", "-0x1p-1074"): the binary exponent e is looked
+ * up in _pgsqlite_pow2 (the largest power of two p <= |v|), |v| / p is
+ * exact, and its 52 fraction bits are printed in hex.  Pure SQL on an
+ * ordinary table, so the triggers work from any process; Postgres's
+ * float8in (strtod) reads it back bit for bit.  SQLite's own "%!.17g" is
+ * not correctly rounded for large magnitudes (3.40). */
+static void put_hex_real(struct sl_buf *b, const char *side, const struct sl_col *c, size_t i)
+{
+	sl_buf_str(b, "(SELECT CASE WHEN ");
+	put_val(b, side, c, i);
+	sl_buf_str(b, " < 0 THEN '-0x1' ELSE '0x1' END || rtrim('.' || printf('%013llx', "
+	              "CAST(abs(");
+	put_val(b, side, c, i);
+	sl_buf_str(b, ") / p * 4503599627370496 AS INTEGER) - 4503599627370496), '.0') || "
+	              "printf('p%+d', e) FROM _pgsqlite_pow2 WHERE p <= abs(");
+	put_val(b, side, c, i);
+	sl_buf_str(b, ") ORDER BY p DESC LIMIT 1)");
+}
+
+/* A REAL as the images hold it, exactly: an integral value below 2^63 as
+ * an integer ("1", "-300"), +-Infinity by name, any other as a hex float. */
+static void put_real(struct sl_buf *b, const char *side, const struct sl_col *c, size_t i)
+{
+	sl_buf_str(b, "CASE WHEN abs(");
+	put_val(b, side, c, i);
+	sl_buf_str(b, ") < 9223372036854775807 AND ");
+	put_val(b, side, c, i);
+	sl_buf_str(b, " = CAST(");
+	put_val(b, side, c, i);
+	sl_buf_str(b, " AS INTEGER) THEN CAST(CAST(");
+	put_val(b, side, c, i);
+	sl_buf_str(b, " AS INTEGER) AS TEXT) WHEN ");
+	put_val(b, side, c, i);
+	sl_buf_str(b, " * 2 = ");
+	put_val(b, side, c, i);
+	sl_buf_str(b, " THEN CASE WHEN ");
+	put_val(b, side, c, i);
+	sl_buf_str(b, " > 0 THEN 'Infinity' ELSE '-Infinity' END ELSE ");
+	put_hex_real(b, side, c, i);
+	sl_buf_str(b, " END");
+}
+
+/* The value as the images hold it: a real exactly (put_real), a blob as
+ * lower-case hex, the rest as it is. */
 static void put_enc(struct sl_buf *b, const char *side, const struct sl_col *c, size_t i)
 {
 	sl_buf_str(b, "CASE typeof(");
 	put_val(b, side, c, i);
-	sl_buf_str(b, ") WHEN 'real' THEN replace(replace(replace(printf('%!.17g', ");
-	put_val(b, side, c, i);
-	sl_buf_str(b, ") || '~', '.0~', ''), '~', ''), '.0e', 'e') WHEN 'blob' THEN lower(hex(");
+	sl_buf_str(b, ") WHEN 'real' THEN ");
+	put_real(b, side, c, i);
+	sl_buf_str(b, " WHEN 'blob' THEN lower(hex(");
 	put_val(b, side, c, i);
 	sl_buf_str(b, ")) ELSE ");
 	put_val(b, side, c, i);

@@ -1,6 +1,7 @@
 /* sl_db.c: opening and closing the SQLite file (pragmas, the bridge's own
  * tables), transactions with the "applying" flag, _pgsqlite_state access,
  * the bridge's counters and dropping the bridge's objects. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,12 @@ static const char BRIDGE_DDL[] =
 	"id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT, pk TEXT,"
 	" local_row TEXT, remote_row TEXT, strategy TEXT, resolution TEXT,"
 	" detected_at TEXT, resolved_at TEXT);"
-	"CREATE INDEX IF NOT EXISTS _pgsqlite_changes_row ON _pgsqlite_changes (table_name, pk);";
+	"CREATE INDEX IF NOT EXISTS _pgsqlite_changes_row ON _pgsqlite_changes (table_name, pk);"
+	"CREATE TABLE IF NOT EXISTS _pgsqlite_pow2 (p REAL PRIMARY KEY, e INTEGER NOT NULL)"
+	" WITHOUT ROWID;";
+
+#define POW2_MIN (-1074) /* the smallest subnormal double is 2^-1074 */
+#define POW2_MAX 1023
 
 int sl_fail(struct sl_err *err, int code, const char *fmt, ...)
 {
@@ -54,12 +60,50 @@ int sl_exec(struct sl_db *db, const char *sql, const char *what, const char *tab
 	return 0;
 }
 
+/* Fills _pgsqlite_pow2 with every power of two a double holds, exactly
+ * (bound as doubles, never parsed from text): the change-log triggers look
+ * a REAL's binary exponent up there to write it exactly (sl_capture.c). */
+static int pow2_fill(struct sl_db *db, struct sl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db->h, "SELECT count(*) = ?1 FROM _pgsqlite_pow2", -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, POW2_MAX - POW2_MIN + 1);
+		rc = sqlite3_step(st);
+	}
+	bool full = rc == SQLITE_ROW && sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW)
+		return sl_fail_db(db, err, "cannot read the bridge table", "_pgsqlite_pow2");
+	if (full)
+		return 0;
+	if (sl_exec(db, "SAVEPOINT _pgsqlite_pow2_fill", "cannot fill", "_pgsqlite_pow2", err))
+		return -1;
+	rc = sqlite3_prepare_v2(db->h, "INSERT OR REPLACE INTO _pgsqlite_pow2 (p, e) VALUES (?1, ?2)",
+	                        -1, &st, NULL);
+	for (int e = POW2_MIN; rc == SQLITE_OK && e <= POW2_MAX; e++) {
+		sqlite3_bind_double(st, 1, ldexp(1.0, e));
+		sqlite3_bind_int(st, 2, e);
+		rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_reset(st) : SQLITE_ERROR;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK) {
+		sl_fail_db(db, err, "cannot fill", "_pgsqlite_pow2");
+		sqlite3_exec(db->h, "ROLLBACK TO _pgsqlite_pow2_fill; RELEASE _pgsqlite_pow2_fill",
+		             NULL, NULL, NULL);
+		return -1;
+	}
+	return sl_exec(db, "RELEASE _pgsqlite_pow2_fill", "cannot fill", "_pgsqlite_pow2", err);
+}
+
 static int open_setup(struct sl_db *db, struct sl_err *err)
 {
 	sqlite3_busy_timeout(db->h, 5000);
 	if (sl_exec(db, "PRAGMA journal_mode=WAL", "cannot set the journal mode", NULL, err) ||
 	    sl_exec(db, "PRAGMA synchronous=FULL", "cannot set synchronous", NULL, err) ||
-	    sl_exec(db, BRIDGE_DDL, "cannot create the bridge tables", NULL, err))
+	    sl_exec(db, BRIDGE_DDL, "cannot create the bridge tables", NULL, err) ||
+	    pow2_fill(db, err))
 		return -1;
 	return 0;
 }
@@ -292,7 +336,8 @@ static int drop_all(struct sl_db *db, struct sl_err *err)
 	return sl_exec(db,
 	               "DROP TABLE IF EXISTS _pgsqlite_changes;"
 	               "DROP TABLE IF EXISTS _pgsqlite_conflicts;"
-	               "DROP TABLE IF EXISTS _pgsqlite_state",
+	               "DROP TABLE IF EXISTS _pgsqlite_state;"
+	               "DROP TABLE IF EXISTS _pgsqlite_pow2",
 	               "cannot drop the bridge tables", NULL, err);
 }
 

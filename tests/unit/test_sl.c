@@ -161,12 +161,14 @@ static void items_insert(const char *id, const char *name)
 
 /* ---- opening ---- */
 
-Test(sl, open_creates_the_three_bridge_tables_in_wal_mode)
+Test(sl, open_creates_the_bridge_tables_in_wal_mode)
 {
 	open_db();
 	expect("SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_master"
 	       " WHERE type = 'table' AND name LIKE '\\_pgsqlite\\_%' ESCAPE '\\' ORDER BY name)",
-	       "_pgsqlite_changes,_pgsqlite_conflicts,_pgsqlite_state");
+	       "_pgsqlite_changes,_pgsqlite_conflicts,_pgsqlite_pow2,_pgsqlite_state");
+	expect("SELECT count(*) || ' ' || min(e) || ' ' || max(e) FROM _pgsqlite_pow2",
+	       "2098 -1074 1023");
 	expect("PRAGMA journal_mode", "wal");
 	expect_on(sl_handle(db), "PRAGMA synchronous", "2");
 	expect("SELECT group_concat(name || ' ' || type, ',') FROM pragma_table_info('_pgsqlite_conflicts')",
