@@ -128,6 +128,53 @@ char *pgc_quote_literal(const char *s)
 	return out;
 }
 
+/* The oid of type x with domains resolved to their base type (domains of
+ * domains too), and an array of domains to its base type's array: what
+ * decides the SQLite column type and how values are read. */
+#define PGC_BASE_OF(x)                                                          \
+	"(WITH RECURSIVE d(oid, base) AS (SELECT bt.oid, bt.typbasetype FROM "  \
+	"pg_catalog.pg_type bt WHERE bt.oid = " x " UNION ALL SELECT bt.oid, "  \
+	"bt.typbasetype FROM pg_catalog.pg_type bt JOIN d ON bt.oid = d.base) " \
+	"SELECT d.oid FROM d WHERE d.base = 0)"
+#define PGC_RESOLVED_TYPE(x)                                                    \
+	"(SELECT CASE WHEN rt.typelem <> 0 AND rt.typlen = -1 THEN COALESCE("   \
+	"(SELECT et.typarray FROM pg_catalog.pg_type et WHERE et.oid = "        \
+	PGC_BASE_OF("rt.typelem") "), rt.oid) ELSE " PGC_BASE_OF("rt.oid")      \
+	" END FROM pg_catalog.pg_type rt WHERE rt.oid = " x ")"
+
+static uint32_t base_type(PGconn *c, uint32_t typeoid)
+{
+	char oid[16];
+	const char *params[1] = {oid};
+
+	snprintf(oid, sizeof oid, "%u", typeoid);
+	PGresult *r = PQexecParams(c, "SELECT " PGC_RESOLVED_TYPE("$1::oid"), 1, NULL, params,
+	                           NULL, NULL, 0);
+	uint32_t base = 0;
+
+	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+		base = (uint32_t)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return base;
+}
+
+/* The SQLite side's resolver for types a streamed record brings (a column
+ * added in Postgres with a domain type): one catalogue look-up on a
+ * connection of its own, once per type. */
+static uint32_t stream_type_base(void *arg, uint32_t typeoid)
+{
+	struct pgsb *b = arg;
+	char err[512];
+	PGconn *c = pgc_connect(b, false, err, sizeof err);
+	uint32_t base = c ? base_type(c, typeoid) : 0;
+
+	if (!base)
+		log_warn("cannot resolve type oid %u (%s): its column becomes TEXT", typeoid,
+		         c ? "not found" : err);
+	PQfinish(c);
+	return base;
+}
+
 static int add_table(struct pgsb *b, const char *schema, const char *name,
                      enum cfg_direction dir, enum cfg_conflict conflict, bool skip)
 {
@@ -188,6 +235,8 @@ static int resolve_default_tables(struct pgsb *b, PGconn *c, char *err, size_t c
 int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)
 {
 	free_tables(b);
+	if (b->db) /* from here on, the tables are read by their catalogue types */
+		sl_set_type_resolver(b->db, stream_type_base, b);
 	if (b->cfg->ntables == 0)
 		return resolve_default_tables(b, c, err, cap);
 	for (size_t i = 0; i < b->cfg->ntables; i++) {
@@ -215,7 +264,8 @@ static PGresult *query_columns(PGconn *c, const struct br_table *t)
 	const char *params[2] = {t->schema, t->name};
 
 	return PQexecParams(c,
-		"SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.atttypid, "
+		"SELECT a.attname, format_type(a.atttypid, a.atttypmod), "
+		PGC_RESOLVED_TYPE("a.atttypid") ", "
 		"COALESCE((SELECT k.n FROM unnest(i.indkey) WITH ORDINALITY AS k(att, n) "
 		"WHERE k.att = a.attnum), 0), a.atthasdef OR a.attidentity <> '' "
 		"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "

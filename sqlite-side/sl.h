@@ -25,7 +25,7 @@ struct sl_err {
 struct sl_column {
 	const char *name;    /* Postgres column name */
 	const char *pg_type; /* format_type() text: "integer", "numeric(10,2)", "text[]" */
-	uint32_t typeoid;    /* pg_type oid (0 if unknown) */
+	uint32_t typeoid;    /* pg_type oid, a domain's resolved to its base type (0 if unknown) */
 	int pk_pos;          /* 1-based position in the primary key; 0 = not in it */
 	bool has_default;    /* Postgres has a default for it (push: a NULL insert omits it) */
 };
@@ -70,6 +70,15 @@ int sl_clear_table(struct sl_db *db, const char *schema, const char *table,
  * "sales__orders" for sales.orders.  Truncates to cap. */
 void sl_local_name(const char *schema, size_t schema_len, const char *table,
                    size_t table_len, char *buf, size_t cap);
+
+/* Tells a type oid the catalogue has not mapped (a user-defined type: a
+ * domain, an array of domains, an enum) by the oid whose mapping it takes
+ * (a domain's base type, an array of domains' base array type; the oid
+ * itself for an enum), or 0 when it cannot tell. */
+typedef uint32_t (*sl_type_resolver)(void *arg, uint32_t typeoid);
+/* Columns created or added from a record ask fn (once per oid; the answer
+ * is kept until sl_close) for types with oids of user-defined types. */
+void sl_set_type_resolver(struct sl_db *db, sl_type_resolver fn, void *arg);
 
 /* SQLite declared type for a Postgres type (the contract's mapping):
  * "INTEGER", "REAL", "TEXT" or "BLOB". */

@@ -152,6 +152,7 @@ void sl_close(struct sl_db *db)
 	sqlite3_close(db->h);
 	free(db->bv);
 	free(db->blob);
+	sl_types_free(db);
 	free(db);
 }
 

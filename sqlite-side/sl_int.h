@@ -77,6 +77,15 @@ struct sl_db {
 	size_t bv_cap;
 	unsigned char *blob; /* per-row decoded bytea, reused */
 	size_t blob_cap;
+	sl_type_resolver resolve; /* user-defined type oid -> mapped oid */
+	void *resolve_arg;
+	struct sl_typemap *types; /* its answers so far */
+	size_t ntypes;
+};
+
+/* One answer of the type resolver. */
+struct sl_typemap {
+	uint32_t oid, base;
 };
 
 /* A growable NUL-terminated string; oom latches on allocation failure. */
@@ -111,6 +120,10 @@ const char *sl_affinity_n(const char *p, size_t n, uint32_t typeoid);
 int sl_local_name_checked(struct dec_str schema, struct dec_str table, char *buf,
                           size_t *len, struct sl_err *err);
 size_t sl_col_find(const struct sl_table *t, const char *p, size_t n);
+
+/* sl_types.c */
+uint32_t sl_mapped_oid(struct sl_db *db, uint32_t oid);
+void sl_types_free(struct sl_db *db);
 int sl_table_get(struct sl_db *db, const char *name, size_t len, struct sl_table **out,
                  struct sl_err *err);
 int sl_table_from_record(struct sl_db *db, const struct dec_record *rec, const char *name,

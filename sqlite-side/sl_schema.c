@@ -569,28 +569,28 @@ static int table_add_missing(struct sl_db *db, struct sl_table *t, const struct 
 	return sl_capture_refresh(db, t, err);
 }
 
-static void spec_of_field(struct sl_colspec *s, const struct dec_field *f)
+static void spec_of_field(struct sl_db *db, struct sl_colspec *s, const struct dec_field *f)
 {
 	s->name = f->name.p ? f->name.p : "";
 	s->len = f->name.len;
-	s->decl = sl_affinity_n(f->type.p, f->type.len, f->typeoid);
+	s->decl = sl_affinity_n(f->type.p, f->type.len, sl_mapped_oid(db, f->typeoid));
 	s->pk_pos = 0;
 }
 
 /* Column specs of a record: its columns, then key columns it lacks. */
-static size_t record_specs(const struct dec_record *rec, struct sl_colspec *s)
+static size_t record_specs(struct sl_db *db, const struct dec_record *rec, struct sl_colspec *s)
 {
 	size_t i, j, n = 0;
 
 	for (i = 0; i < rec->ncolumns; i++)
-		spec_of_field(&s[n++], &rec->columns[i]);
+		spec_of_field(db, &s[n++], &rec->columns[i]);
 	for (j = 0; j < rec->npk; j++) {
 		const struct dec_field *k = &rec->pk[j];
 		for (i = 0; i < n; i++)
 			if (sl_name_eq(s[i].name, s[i].len, k->name.p, k->name.len))
 				break;
 		if (i == n)
-			spec_of_field(&s[n++], k);
+			spec_of_field(db, &s[n++], k);
 		s[i].pk_pos = (int)j + 1;
 	}
 	return n;
@@ -609,7 +609,7 @@ int sl_table_from_record(struct sl_db *db, const struct dec_record *rec, const c
 	s = malloc((rec->ncolumns + rec->npk) * sizeof *s);
 	if (!s)
 		return sl_fail(err, SQLITE_NOMEM, "cannot create table \"%s\": out of memory", name);
-	n = record_specs(rec, s);
+	n = record_specs(db, rec, s);
 	rc = table_create(db, name, len, s, n, err);
 	free(s);
 	if (rc)
@@ -631,7 +631,7 @@ int sl_table_add_fields(struct sl_db *db, struct sl_table *t, const struct dec_f
 		return sl_fail(err, SQLITE_NOMEM, "cannot add columns to table \"%s\": out of memory",
 		               t->name);
 	for (i = 0; i < n; i++)
-		spec_of_field(&s[i], &f[i]);
+		spec_of_field(db, &s[i], &f[i]);
 	rc = table_add_missing(db, t, s, n, err);
 	free(s);
 	return rc;
