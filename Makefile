@@ -5,6 +5,8 @@
 #   make asan         the same under AddressSanitizer and UBSan
 #   make fuzz         run the decoder fuzzer (clang, libFuzzer) for FUZZ_SECONDS
 #   make bench        throughput and memory benchmark against pg_recvlogical
+#   make chaos        faults against 3 clients + Postgres writers (CHAOS_SECONDS=300)
+#   make chaos-short  the same for about a minute, a few faults of each kind
 #   make install      PREFIX=/usr/local DESTDIR=
 # Switches: WERROR=0 to drop -Werror, SANITIZER=address,undefined, BUILD=dir.
 
@@ -54,8 +56,10 @@ INTEG_SRCS := $(wildcard tests/integ/*.c) $(wildcard tests/support/*.c)
 LATENCY_BIN := $(BUILD)/bench-latency
 UNIT_BIN   := $(BUILD)/test-unit
 INTEG_BIN  := $(BUILD)/test-integ
+CHAOS_COMMON := $(patsubst %.c,$(BUILD)/obj/%.o,tests/chaos/ch_base.c tests/chaos/ch_proc.c tests/chaos/ch_check.c)
+CHAOS_BIN  := $(BUILD)/chaos
 
-.PHONY: all deps test test-suite unit asan fuzz bench demo install clean format
+.PHONY: all deps test test-suite unit asan fuzz bench demo install clean format chaos chaos-short
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -75,6 +79,9 @@ $(UNIT_BIN): $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 
 $(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 	$(CC) $(ALL_LDFLAGS) $^ $(LIBS) $(CRIT_LIBS) -o $@
+
+$(CHAOS_BIN): $(BUILD)/obj/tests/chaos/chaos.o $(CHAOS_COMMON)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
@@ -113,6 +120,18 @@ $(LATENCY_BIN): $(BUILD)/obj/tests/bench/latency.o
 bench: deps
 	$(MAKE) all $(LATENCY_BIN)
 	BUILD=$(BUILD) tests/bench/run.sh
+
+# Chaos and soak start their own throwaway cluster (or use PGSB_TEST_PGPORT
+# and PGSB_TEST_PGDATA); SEED= replays a run's schedule.
+chaos: deps
+	$(MAKE) all $(CHAOS_BIN)
+	BUILD=$(BUILD) $(CHAOS_BIN)
+
+chaos-short: deps
+	$(MAKE) all $(CHAOS_BIN)
+	BUILD=$(BUILD) CHAOS_SECONDS=$${CHAOS_SECONDS:-60} CHAOS_KILLS=$${CHAOS_KILLS:-6} \
+		CHAOS_PG_RESTARTS=$${CHAOS_PG_RESTARTS:-2} CHAOS_WALSENDER_KILLS=$${CHAOS_WALSENDER_KILLS:-4} \
+		CHAOS_PUSH_KILLS=$${CHAOS_PUSH_KILLS:-3} $(CHAOS_BIN)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/pgsqlite-bridge
