@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "br.h"
+#include "identity.h"
 
 struct check_ctx {
 	struct pgsb *b;
@@ -178,6 +179,13 @@ static void check_table(struct check_ctx *cx, const struct br_table *t)
 	check_generated_key(cx, t);
 }
 
+/* A table the stream cannot carry (its replica identity lacks the key). */
+static void refused(void *arg, const struct br_table *t, const char *what, const char *fix)
+{
+	(void)t;
+	problem(arg, what, fix);
+}
+
 int pgsb_check(struct pgsb *b, FILE *out)
 {
 	struct check_ctx cx = {.b = b, .out = out};
@@ -194,9 +202,10 @@ int pgsb_check(struct pgsb *b, FILE *out)
 	check_role(&cx);
 	check_wal2json(&cx);
 	check_origin_privileges(&cx);
-	if (pgc_resolve_tables(b, cx.c, err, sizeof err))
+	int before = cx.problems;
+	if (pgc_resolve_tables_reporting(b, cx.c, refused, &cx, err, sizeof err))
 		problem(&cx, err, "check the [table] sections");
-	else if (b->ntables == 0)
+	else if (b->ntables == 0 && cx.problems == before)
 		problem(&cx, "no table to sync (no [table] section, and no table of schema public "
 		        "has a primary key)", "add [table schema.name] sections");
 	for (size_t i = 0; i < b->ntables; i++)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "br.h"
+#include "identity.h"
 #include "log.h"
 
 /* Settings that fix how values are printed, whatever the server defaults. */
@@ -232,11 +233,8 @@ static int resolve_default_tables(struct pgsb *b, PGconn *c, char *err, size_t c
 	return rc;
 }
 
-int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)
+static int resolve_configured(struct pgsb *b, PGconn *c, char *err, size_t cap)
 {
-	free_tables(b);
-	if (b->db) /* from here on, the tables are read by their catalogue types */
-		sl_set_type_resolver(b->db, stream_type_base, b);
 	if (b->cfg->ntables == 0)
 		return resolve_default_tables(b, c, err, cap);
 	for (size_t i = 0; i < b->cfg->ntables; i++) {
@@ -248,6 +246,33 @@ int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)
 		}
 	}
 	return 0;
+}
+
+int pgc_resolve_tables_reporting(struct pgsb *b, PGconn *c, ident_refused_fn fn, void *arg,
+                                 char *err, size_t cap)
+{
+	free_tables(b);
+	if (b->db) /* from here on, the tables are read by their catalogue types */
+		sl_set_type_resolver(b->db, stream_type_base, b);
+	if (resolve_configured(b, c, err, cap))
+		return -1;
+	return ident_refuse_tables(b, c, fn, arg, err, cap);
+}
+
+/* A refused table, named in the log and as an error event. */
+static void log_refused(void *arg, const struct br_table *t, const char *what, const char *fix)
+{
+	char msg[2400];
+
+	(void)t;
+	snprintf(msg, sizeof msg, "%s; fix: %s", what, fix);
+	log_warn("%s", msg);
+	ev_emit_error(arg, msg, false);
+}
+
+int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)
+{
+	return pgc_resolve_tables_reporting(b, c, log_refused, b, err, cap);
 }
 
 void pgc_free_columns(struct sl_column *cols, size_t n)
