@@ -1,6 +1,7 @@
 /* sl_bind.c: binding decoded values to statement parameters by the local
  * column's kind: plain integers as int64, booleans as 0/1, floats as double,
  * everything else as exact text, bytea hex decoded to a blob. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -115,8 +116,11 @@ static int bind_int(sqlite3_stmt *st, int i, const char *p, size_t n)
 	return bind_text(st, i, p, n);
 }
 
-/* strtod when it takes the whole text ("1.5", "Infinity", "NaN" -> NULL);
- * otherwise the text, left to the column's affinity. */
+/* strtod when it takes the whole text ("1.5", "Infinity" -> inf; glibc
+ * rounds correctly, so a double arrives bit for bit); NaN, which a SQLite
+ * REAL cannot hold (it would become NULL), as the text 'NaN' that the
+ * change log sends back unchanged; otherwise the text, left to the
+ * column's affinity. */
 static int bind_real(sqlite3_stmt *st, int i, const char *p, size_t n)
 {
 	char tmp[64], *end;
@@ -129,6 +133,8 @@ static int bind_real(sqlite3_stmt *st, int i, const char *p, size_t n)
 	d = strtod(tmp, &end);
 	if (end != tmp + n)
 		return bind_text(st, i, p, n);
+	if (isnan(d))
+		return sqlite3_bind_text(st, i, "NaN", 3, SQLITE_STATIC);
 	return sqlite3_bind_double(st, i, d);
 }
 

@@ -199,3 +199,78 @@ Test(exact, doubles_written_in_postgres_reach_sqlite_bit_for_bit_by_copy_and_str
 		             "seed %llu: row %zu: Postgres %a, SQLite holds %016llx", (unsigned long long)seed,
 		             i, v[i], (unsigned long long)held[i]);
 }
+
+/* ---- NaN and +-Infinity (wal2json writes them as null) ---- */
+
+#define SPECIALS_TABLE "CREATE TABLE s (id int PRIMARY KEY, d double precision, f real, n numeric, note text)"
+#define SPECIALS_ROWS                                                                      \
+	"INSERT INTO s VALUES (1, 'NaN', 'NaN', 'NaN', 'a'), (2, 'Infinity', '-Infinity', "  \
+	"'Infinity', 'b'), (3, '-Infinity', 'Infinity', '-Infinity', 'c'), (4, NULL, NULL, NULL, 'd')"
+#define SPECIALS_PG "SELECT id, d, f, n, note FROM s ORDER BY id"
+#define SPECIALS_WANT                                                            \
+	"1|NaN|NaN|NaN|%s\n2|Infinity|-Infinity|Infinity|%s\n3|-Infinity|Infinity|-Infinity|%s\n" \
+	"4|<null>|<null>|<null>|%s\n"
+#define SPECIALS_LOCAL "SELECT id, typeof(d), d, typeof(f), f, n FROM s ORDER BY id"
+#define SPECIALS_LOCAL_WANT                                                              \
+	"1|text|NaN|text|NaN|NaN\n2|real|Inf|real|-Inf|Infinity\n3|real|-Inf|real|Inf|-Infinity\n" \
+	"4|null|<null>|null|<null>|<null>\n"
+
+static char *specials_want(const char *n1, const char *n2, const char *n3, const char *n4)
+{
+	static char buf[512];
+	snprintf(buf, sizeof buf, SPECIALS_WANT, n1, n2, n3, n4);
+	return buf;
+}
+
+Test(exact, nan_and_infinity_copied_at_init_survive_a_local_edit_of_another_column)
+{
+	char out[8192];
+
+	it_setup(&env, "nancopy");
+	it_sql(&env, SPECIALS_TABLE);
+	it_sql(&env, SPECIALS_ROWS);
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	cr_assert_str_eq(it_sqlite_rows(&env, SPECIALS_LOCAL), SPECIALS_LOCAL_WANT);
+	it_sqlite_exec(&env, "UPDATE s SET note = note || '!'");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, SPECIALS_PG), specials_want("a!", "b!", "c!", "d!"));
+}
+
+Test(exact, nan_and_infinity_written_in_sqlite_reach_postgres)
+{
+	char out[8192];
+
+	it_setup(&env, "nanpush");
+	it_sql(&env, SPECIALS_TABLE);
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "INSERT INTO s VALUES (1, 'NaN', 'NaN', 'NaN', 'a'), (2, 9e999, -9e999, "
+	                     "'Infinity', 'b'), (3, -9e999, 9e999, '-Infinity', 'c'), (4, NULL, NULL, NULL, 'd')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, SPECIALS_PG), specials_want("a", "b", "c", "d"));
+	it_sqlite_exec(&env, "UPDATE s SET note = 'x' WHERE id = 1; UPDATE s SET d = 'NaN' WHERE id = 2");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, d, note FROM s WHERE id <= 2 ORDER BY id"),
+	                 "1|NaN|x\n2|NaN|b\n");
+}
+
+/* Needs the pull to call exact_fill_nulls before sl_apply. */
+Test(exact, nan_and_infinity_streamed_from_postgres_arrive_as_themselves)
+{
+	it_setup(&env, "nanstream");
+	it_sql(&env, SPECIALS_TABLE);
+	it_write_conf(&env, "realtime", NULL);
+	pid_t pid = it_run_online(&env);
+	it_sql(&env, SPECIALS_ROWS);
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM s", 4, 10000), "%s", it_bridge_stderr(&env));
+	cr_assert_str_eq(it_sqlite_rows(&env, SPECIALS_LOCAL), SPECIALS_LOCAL_WANT);
+	/* an update that leaves them alone keeps them; a local edit pushes none of them as NULL */
+	it_sql(&env, "UPDATE s SET note = 'pg'");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM s WHERE note = 'pg'", 4, 10000));
+	cr_assert_str_eq(it_sqlite_rows(&env, SPECIALS_LOCAL), SPECIALS_LOCAL_WANT);
+	it_sqlite_exec(&env, "UPDATE s SET note = 'local'");
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM s WHERE note = 'local'", 4, 10000));
+	it_stop(&env, pid);
+	cr_assert_str_eq(it_pg_rows(&env, SPECIALS_PG), specials_want("local", "local", "local", "local"));
+}
