@@ -7,6 +7,7 @@
 #   make bench        throughput and memory benchmark against pg_recvlogical
 #   make chaos        faults against 3 clients + Postgres writers (CHAOS_SECONDS=300)
 #   make chaos-short  the same for about a minute, a few faults of each kind
+#   make soak         the randomized model test over every mode and strategy
 #   make install      PREFIX=/usr/local DESTDIR=
 # Switches: WERROR=0 to drop -Werror, SANITIZER=address,undefined, BUILD=dir.
 
@@ -58,8 +59,9 @@ UNIT_BIN   := $(BUILD)/test-unit
 INTEG_BIN  := $(BUILD)/test-integ
 CHAOS_COMMON := $(patsubst %.c,$(BUILD)/obj/%.o,tests/chaos/ch_base.c tests/chaos/ch_proc.c tests/chaos/ch_check.c)
 CHAOS_BIN  := $(BUILD)/chaos
+SOAK_BIN   := $(BUILD)/soak
 
-.PHONY: all deps test test-suite unit asan fuzz bench demo install clean format chaos chaos-short
+.PHONY: all deps test test-suite unit asan fuzz bench demo install clean format chaos chaos-short soak
 all: $(BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -83,6 +85,9 @@ $(INTEG_BIN): $(INTEG_SRCS:%.c=$(BUILD)/obj/%.o) $(LIB)
 $(CHAOS_BIN): $(BUILD)/obj/tests/chaos/chaos.o $(CHAOS_COMMON)
 	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
 
+$(SOAK_BIN): $(BUILD)/obj/tests/chaos/soak.o $(BUILD)/obj/tests/chaos/soak_ops.o $(CHAOS_COMMON)
+	$(CC) $(ALL_LDFLAGS) $^ $(PKG_LIBS) -lm -o $@
+
 unit: $(UNIT_BIN)
 	$(UNIT_BIN)
 
@@ -96,7 +101,7 @@ deps:
 test: deps
 	$(MAKE) test-suite
 
-test-suite: $(BIN) $(UNIT_BIN) $(INTEG_BIN)
+test-suite: $(BIN) $(UNIT_BIN) $(INTEG_BIN) $(SOAK_BIN)
 	BUILD=$(BUILD) tests/run.sh
 
 asan: deps
@@ -132,6 +137,10 @@ chaos-short: deps
 	BUILD=$(BUILD) CHAOS_SECONDS=$${CHAOS_SECONDS:-60} CHAOS_KILLS=$${CHAOS_KILLS:-6} \
 		CHAOS_PG_RESTARTS=$${CHAOS_PG_RESTARTS:-2} CHAOS_WALSENDER_KILLS=$${CHAOS_WALSENDER_KILLS:-4} \
 		CHAOS_PUSH_KILLS=$${CHAOS_PUSH_KILLS:-3} $(CHAOS_BIN)
+
+soak: deps
+	$(MAKE) all $(SOAK_BIN)
+	BUILD=$(BUILD) $(SOAK_BIN)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/pgsqlite-bridge

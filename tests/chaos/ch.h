@@ -75,6 +75,7 @@ struct ch_env {
 	char admin_conninfo[300];  /* database postgres */
 	bool keep;           /* keep dir even when the run passes */
 	char tables[200];    /* synced tables, comma-separated: what "quiet" watches */
+	char casedir[480];   /* dir/db: the client directories of this database */
 };
 
 struct ch_client {
@@ -99,8 +100,13 @@ struct ch_client {
  * names none (PGSB_TEST_PGPORT, PGSB_TEST_PGDATA, PGSB_TEST_TMP,
  * PGSB_TEST_BIN as tests/run.sh exports), and a fresh database. */
 int ch_env_setup(struct ch_env *e, const char *name);
-/* Drops the run's slots and origins; stops an own cluster; removes the
- * directory unless keep. */
+/* A fresh database named db; conninfo and casedir follow it. */
+int ch_env_new_db(struct ch_env *e, const char *db);
+/* Kills leftover bridges, drops the database's slots and the clients'
+ * origins, and the database itself unless keep (or the cluster is ours). */
+void ch_env_drop_db(struct ch_env *e, struct ch_client *cl, int n, bool keep);
+/* ch_env_drop_db, then stops an own cluster and removes the directory
+ * unless keep. */
 void ch_env_teardown(struct ch_env *e, struct ch_client *cl, int n, bool keep);
 /* restart: 0 fast, 1 immediate.  0 on success. */
 int ch_pg_restart(struct ch_env *e, int immediate);
@@ -143,6 +149,8 @@ struct ch_result {
 	int sync_rounds, sync_failures, stop_failures;
 	bool quiet;
 	bool audit_missing;
+	/* the model test's own figures (zero in the chaos run) */
+	long model, rules, anomalies;
 };
 
 /* Creates ledger's audit table and trigger in Postgres (after the schema). */
@@ -161,8 +169,8 @@ void ch_check_ledger(struct ch_env *e, struct ch_client *cl, int n,
 long ch_check_table(struct ch_env *e, struct ch_client *cl, int n, const char *what,
                     const char *sql, struct ch_result *r);
 void ch_count_conflicts(struct ch_client *cl, int n, struct ch_result *r);
-/* The final report; returns the exit code (1 when lost, duplicated or
- * diverged is non-zero). */
+/* The final report; returns the exit code (1 when lost, duplicated,
+ * diverged, invented or one of the model test's figures is non-zero). */
 int ch_report(struct ch_client *cl, int n, struct ch_result *r, uint64_t seed);
 /* Lines of the bridges' stderr worth a look, counted per pattern. */
 void ch_report_logs(struct ch_client *cl, int n);

@@ -309,6 +309,16 @@ static void rows_free(struct rows *rs)
 	ch_set_free(&rs->index);
 }
 
+/* For messages: the canonical text with "|" between columns. */
+static const char *shown_row(const char *canon, char *buf, size_t cap)
+{
+	size_t o = 0;
+	for (; *canon && o + 1 < cap; canon++)
+		buf[o++] = *canon == '\x1f' ? (canon[1] ? '|' : '\0') : *canon == '\x01' ? '~' : *canon;
+	buf[o] = '\0';
+	return buf;
+}
+
 /* Canonical text: every column's text, NULL marked, unit-separated. */
 static void canon_append(char **buf, size_t *len, size_t *cap, const char *v)
 {
@@ -369,18 +379,21 @@ long ch_check_table(struct ch_env *e, struct ch_client *cl, int n, const char *w
 					seen[*pos - 1] = 1;
 				if (!pos || strcmp(pgr.text[*pos - 1], buf) != 0) {
 					diff++;
+					char a[300], b[300];
 					if (shown++ < 3)
 						ch_log("diverged: %s %s: row %s is %s in Postgres", what, cl[c].name,
-						       buf, pos ? pgr.text[*pos - 1] : "absent");
+						       shown_row(buf, a, sizeof a),
+						       pos ? shown_row(pgr.text[*pos - 1], b, sizeof b) : "absent");
 				}
 			}
 			sqlite3_finalize(st);
 			for (size_t k = 0; k < pgr.n; k++)
 				if (!seen[k]) {
+					char a[300];
 					diff++;
 					if (shown++ < 3)
 						ch_log("diverged: %s %s: Postgres row %s is absent", what, cl[c].name,
-						       pgr.text[k]);
+						       shown_row(pgr.text[k], a, sizeof a));
 				}
 		}
 		sqlite3_close(db);
@@ -443,9 +456,12 @@ int ch_report(struct ch_client *cl, int n, struct ch_result *r, uint64_t seed)
 	printf("%s: result quiet=%s sync_rounds=%d sync_failures=%d sigterm_failures=%d pending_after_sync=%ld%s\n",
 	       ch_prog(), r->quiet ? "yes" : "no", r->sync_rounds, r->sync_failures, r->stop_failures,
 	       r->pending_after, r->audit_missing ? " audit_trigger_missing=yes" : "");
-	bool fail = r->lost || r->dup || r->diverged || r->invented;
-	printf("RESULT %s seed=%llu lost=%ld duplicated=%ld diverged=%ld invented=%ld conflicts=%ld %s\n",
-	       ch_prog(), (unsigned long long)seed, r->lost, r->dup, r->diverged, r->invented, r->conflicts,
+	bool fail = r->lost || r->dup || r->diverged || r->invented || r->model || r->rules || r->anomalies;
+	char extra[200] = "";
+	if (strncmp(ch_prog(), "soak", 4) == 0)
+		snprintf(extra, sizeof extra, " model=%ld rules=%ld anomalies=%ld", r->model, r->rules, r->anomalies);
+	printf("RESULT %s seed=%llu lost=%ld duplicated=%ld diverged=%ld invented=%ld%s conflicts=%ld %s\n",
+	       ch_prog(), (unsigned long long)seed, r->lost, r->dup, r->diverged, r->invented, extra, r->conflicts,
 	       fail ? "FAIL" : "PASS");
 	fflush(stdout);
 	return fail ? 1 : 0;

@@ -84,23 +84,32 @@ int ch_env_setup(struct ch_env *e, const char *name)
 		e->own_cluster = true;
 	}
 	e->can_restart = e->pgdata[0] && e->pgbin[0];
-	snprintf(e->db, sizeof e->db, "%s_%d", name, (int)getpid());
 	snprintf(e->admin_conninfo, sizeof e->admin_conninfo,
 	         "host=127.0.0.1 port=%s user=postgres dbname=postgres connect_timeout=5", e->port);
+	snprintf(line, sizeof line, "%s_%d", name, (int)getpid());
+	if (ch_env_new_db(e, line))
+		return -1;
+	ch_log("cluster port %s%s, files in %s", e->port, e->own_cluster ? " (own)" : "", e->dir);
+	return 0;
+}
+
+int ch_env_new_db(struct ch_env *e, const char *db)
+{
+	char sql[200], err[512];
+	snprintf(e->db, sizeof e->db, "%s", db);
 	snprintf(e->conninfo, sizeof e->conninfo,
 	         "host=127.0.0.1 port=%s user=postgres dbname=%s connect_timeout=5", e->port, e->db);
+	snprintf(e->casedir, sizeof e->casedir, "%.400s/%.60s", e->dir, e->db);
+	mkdir(e->casedir, 0755);
 	PGconn *a = ch_pg_wait(e->admin_conninfo, 30000);
-	char err[512];
-	snprintf(cmd, sizeof cmd, "CREATE DATABASE \"%s\"", e->db);
-	if (!a || ch_pg_exec(a, cmd, err, sizeof err)) {
+	snprintf(sql, sizeof sql, "CREATE DATABASE \"%s\"", e->db);
+	if (!a || ch_pg_exec(a, sql, err, sizeof err)) {
 		fprintf(stderr, "%s: cannot create database %s: %s\n", ch_prog(), e->db,
 		        a ? err : "cannot connect");
 		PQfinish(a);
 		return -1;
 	}
 	PQfinish(a);
-	ch_log("cluster port %s%s, database %s, files in %s", e->port,
-	       e->own_cluster ? " (own)" : "", e->db, e->dir);
 	return 0;
 }
 
@@ -113,7 +122,7 @@ static void kill_bridge(struct ch_client *c)
 	}
 }
 
-void ch_env_teardown(struct ch_env *e, struct ch_client *cl, int n, bool keep)
+void ch_env_drop_db(struct ch_env *e, struct ch_client *cl, int n, bool keep)
 {
 	char sql[600];
 	for (int i = 0; i < n; i++)
@@ -128,21 +137,29 @@ void ch_env_teardown(struct ch_env *e, struct ch_client *cl, int n, bool keep)
 			break;
 		ch_sleep_ms(250); /* walsenders of killed bridges go away */
 	}
-	if (a) {
-		snprintf(sql, sizeof sql,
-		         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-		         "WHERE database = '%s' AND NOT active", e->db);
-		ch_pg_exec(a, sql, NULL, 0);
+	if (!a)
+		return;
+	snprintf(sql, sizeof sql,
+	         "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+	         "WHERE database = '%s' AND NOT active", e->db);
+	ch_pg_exec(a, sql, NULL, 0);
+	for (int i = 0; i < n; i++) {
 		snprintf(sql, sizeof sql,
 		         "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin "
-		         "WHERE roname LIKE '%s%%'", e->db);
+		         "WHERE roname = '%s'", cl[i].slot);
 		ch_pg_exec(a, sql, NULL, 0);
-		if (!keep && !e->own_cluster) {
-			snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", e->db);
-			ch_pg_exec(a, sql, NULL, 0);
-		}
-		PQfinish(a);
 	}
+	if (!keep && !e->own_cluster) {
+		snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", e->db);
+		ch_pg_exec(a, sql, NULL, 0);
+	}
+	PQfinish(a);
+}
+
+void ch_env_teardown(struct ch_env *e, struct ch_client *cl, int n, bool keep)
+{
+	char sql[600];
+	ch_env_drop_db(e, cl, n, keep);
 	if (e->own_cluster) {
 		snprintf(sql, sizeof sql, "tests/pg-cluster.sh stop '%s'", e->pgdata);
 		if (system(sql) != 0)
@@ -196,7 +213,7 @@ void ch_client_init(struct ch_env *e, struct ch_client *c, int idx, const char *
 	c->idx = idx;
 	snprintf(c->name, sizeof c->name, "c%d", idx + 1);
 	snprintf(c->slot, sizeof c->slot, "%.40s_%.15s", e->db, c->name);
-	snprintf(c->dir, sizeof c->dir, "%.400s/%.15s", e->dir, c->name);
+	snprintf(c->dir, sizeof c->dir, "%.470s/%.15s", e->casedir, c->name);
 	mkdir(c->dir, 0755);
 	snprintf(c->conf, sizeof c->conf, "%s/bridge.conf", c->dir);
 	snprintf(c->sqlite, sizeof c->sqlite, "%s/local.db", c->dir);
