@@ -44,7 +44,7 @@ endif
 
 ALL_CFLAGS  = $(PROJ_CFLAGS) $(OPT) $(PKG_CFLAGS) $(EV_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(PROJ_LDFLAGS) $(LDFLAGS)
-LIBS        = $(PKG_LIBS) $(EV_LIBS) -lm
+LIBS        = $(PKG_LIBS) $(EV_LIBS) -lpthread -lm
 
 LIB_SRCS   := $(wildcard config/*.c decoder/*.c sqlite-side/*.c) \
 	$(filter-out bridge/main.c,$(wildcard bridge/*.c))

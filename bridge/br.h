@@ -6,7 +6,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 
 #include <ev.h>
 #include <libpq-fe.h>
@@ -40,6 +42,10 @@ struct push {
 	int64_t due_us;           /* auto mode: push not before this (debounce) */
 	int64_t next_attempt_us;  /* after a failure: not before this */
 	int backoff_ms;
+	struct sl_db *db;         /* the push's own SQLite connection (never the pull's) */
+	struct push_worker *worker; /* the push thread (`run`); NULL in `sync` */
+	pthread_mutex_t cancel_mu;
+	PGcancel *cancel;         /* for push_cancel; under cancel_mu */
 	int64_t last_data_version;/* PRAGMA data_version last seen */
 	int64_t last_check_us;    /* fallback check of data_version */
 	int inotify_fd;
@@ -49,7 +55,7 @@ struct push {
 	struct dec_parser base_dec, final_dec, key_dec;
 	uint64_t rows;            /* rows pushed by this process (summary) */
 	uint64_t conflicts;
-	int64_t pushed_rows_tracked; /* rows in _pgsqlite_pushed (0: skip the pull-side check) */
+	_Atomic int64_t pushed_rows_tracked; /* rows in _pgsqlite_pushed (0: skip the pull-side check) */
 	bool commit_ts;           /* track_commit_timestamp is on: remote commit times known */
 	sqlite3_stmt *st_pending; /* cached: a later local change for a row? */
 	sqlite3_stmt *st_track;   /* cached: remember a pushed row's commit LSN */
@@ -83,6 +89,7 @@ struct repl {
 	bool target_nudged;       /* a heartbeat was emitted to carry the stream past the target */
 	int64_t started_us;       /* when streaming started */
 	bool in_xact;             /* between a B and its C */
+	bool paused;              /* the push's commit window: the stream is not read */
 	bool skipping;            /* the transaction in hand was applied before a restart */
 	int64_t last_feedback_us; /* when the last standby status update was sent */
 	int64_t last_reply_req_us;/* when we last asked the server for a keepalive */
@@ -114,6 +121,7 @@ struct pgsb {
 	ev_signal sig_term, sig_int, sig_usr1, sig_hup;
 	pgsb_event_fn event_fn;
 	void *event_arg;
+	pthread_mutex_t event_mu; /* events come from the pull's and the push's threads */
 	struct repl repl;
 	struct push push;
 	struct br_stats stats;
@@ -163,6 +171,7 @@ void pgc_text_field(struct dec_field *f, uint32_t typeoid, const char *text, siz
 /* stream.c: the replication protocol */
 int repl_start(struct pgsb *b, char *err, size_t cap);
 void repl_close(struct pgsb *b);
+void repl_pause(struct pgsb *b, bool pause);
 void repl_send_feedback(struct pgsb *b, bool reply_requested);
 void repl_on_readable(struct ev_loop *loop, ev_io *w, int revents);
 void repl_on_more(struct ev_loop *loop, ev_idle *w, int revents);
@@ -174,6 +183,10 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap);
 void pull_abort_batch(struct pgsb *b);
 bool pull_batch_due(struct pgsb *b);
 int pull_load_position(struct pgsb *b, char *err, size_t cap);
+
+/* reapply.c: pending local changes re-applied on top of a fresh copy
+ * (inside the open SQLite transaction); only = one table, or NULL. */
+int reapply_pending(struct pgsb *b, const struct br_table *only, char *err, size_t cap);
 
 /* snapshot.c */
 int snap_init(struct pgsb *b, bool resync, char *err, size_t cap);
@@ -189,6 +202,19 @@ int push_ensure_schema(struct pgsb *b, char *err, size_t cap);
 int push_prune_tracked(struct pgsb *b, uint64_t applied_lsn);
 int push_remote_is_stale(struct pgsb *b, const char *local_table, const char *key_json,
                          uint64_t xact_end);
+
+/* push_worker.c: the push's thread and the commit window it shares with
+ * the pull.  Without a worker (`sync`) the push runs on the caller's
+ * thread and the window functions do nothing. */
+int push_worker_start(struct pgsb *b, char *err, size_t cap);
+void push_worker_stop(struct pgsb *b);
+void push_worker_request(struct pgsb *b);
+void push_worker_poll(struct pgsb *b);
+bool push_worker_busy(struct pgsb *b);
+int push_window_enter(struct pgsb *b) __attribute__((warn_unused_result));
+void push_window_leave(struct pgsb *b);
+/* Cancels the push's statement in hand (any thread). */
+void push_cancel(struct pgsb *b);
 
 /* tail.c: noticing local commits */
 int tail_start(struct pgsb *b);

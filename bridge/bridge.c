@@ -61,6 +61,8 @@ struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
 	}
 	b->cfg = cfg;
 	b->event_fn = ev_print_default;
+	pthread_mutex_init(&b->event_mu, NULL);
+	pthread_mutex_init(&b->push.cancel_mu, NULL);
 	dec_parser_init(&b->dec);
 	dec_parser_init(&b->push.base_dec);
 	dec_parser_init(&b->push.final_dec);
@@ -68,6 +70,13 @@ struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
 	b->push.inotify_fd = -1;
 	cfg_mask_conninfo(cfg->postgres, b->conninfo_masked, sizeof b->conninfo_masked);
 	if (sl_open(cfg->sqlite, &b->db, &e)) {
+		snprintf(err, errcap, "cannot open SQLite file \"%s\": %s", cfg->sqlite, e.msg);
+		pgsb_free(b);
+		return NULL;
+	}
+	/* The push's own connection to the file: pull and push never share a
+	 * SQLite transaction. */
+	if (sl_open(cfg->sqlite, &b->push.db, &e)) {
 		snprintf(err, errcap, "cannot open SQLite file \"%s\": %s", cfg->sqlite, e.msg);
 		pgsb_free(b);
 		return NULL;
@@ -96,6 +105,9 @@ void pgsb_free(struct pgsb *b)
 	}
 	free(b->tables);
 	sl_close(b->db);
+	sl_close(b->push.db);
+	pthread_mutex_destroy(&b->event_mu);
+	pthread_mutex_destroy(&b->push.cancel_mu);
 	dec_parser_free(&b->dec);
 	dec_parser_free(&b->push.base_dec);
 	dec_parser_free(&b->push.final_dec);
@@ -140,12 +152,54 @@ int pgsb_init(struct pgsb *b)
 	return 0;
 }
 
+/* Did init fail because the server went away or is not up yet (worth
+ * retrying), rather than for something a person must fix? */
+static bool init_failure_transient(struct pgsb *b, const char *err)
+{
+	static const char *const words[] = {
+		"terminating connection", "server closed the connection", "could not connect",
+		"connection to server", "the database system is", "no connection to the server",
+		"could not receive data", "could not send data", "Connection refused", "timeout expired",
+	};
+
+	if (PQping(b->cfg->postgres) != PQPING_OK)
+		return true;
+	for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+		if (strstr(err, words[i]))
+			return true;
+	return false;
+}
+
+/* run's init: a server that is down or restarting is waited for (capped
+ * backoff, an error event each time), since a supervisor would only start
+ * us again; a real problem (privileges, no wal2json, a bad table) stops. */
+static int init_retrying(struct pgsb *b)
+{
+	char err[1024];
+	int backoff_ms = 250;
+
+	for (;;) {
+		if (snap_init(b, false, err, sizeof err) == 0) {
+			log_info("initialized: slot \"%s\", %zu tables", b->cfg->slot, b->ntables);
+			return 0;
+		}
+		bool again = init_failure_transient(b, err);
+		log_error("init failed: %s%s", err, again ? "; retrying" : "");
+		ev_emit_error(b, err, again);
+		if (!again)
+			return 1;
+		struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		backoff_ms = backoff_ms * 2 > 15000 ? 15000 : backoff_ms * 2;
+	}
+}
+
 /* init if needed, the tables resolved, the position loaded. */
-static int prepare(struct pgsb *b)
+static int prepare(struct pgsb *b, bool retry)
 {
 	char err[1024];
 
-	if (pgsb_init(b))
+	if (retry ? init_retrying(b) : pgsb_init(b))
 		return -1;
 	if (pull_load_position(b, err, sizeof err) || push_ensure_schema(b, err, sizeof err)) {
 		log_error("%s", err);
@@ -171,7 +225,7 @@ static int sync_push(struct pgsb *b)
 
 int pgsb_run(struct pgsb *b)
 {
-	if (prepare(b))
+	if (prepare(b, true))
 		return 1;
 	log_info("running in %s mode", cfg_mode_name(b->cfg->mode));
 	int rc = run_loop(b);
@@ -181,7 +235,7 @@ int pgsb_run(struct pgsb *b)
 
 int pgsb_sync(struct pgsb *b, FILE *out)
 {
-	if (prepare(b))
+	if (prepare(b, false))
 		return 1;
 	b->one_shot = b->session_active = true;
 	b->stats.started_us = br_now_us();

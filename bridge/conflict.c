@@ -322,8 +322,11 @@ void ev_emit_conflict(struct pgsb *b, const char *table, const char *pk, const c
 	cJSON_AddStringToObject(o, "strategy", strategy);
 	cJSON_AddStringToObject(o, "resolution", resolution);
 	char *s = cJSON_PrintUnformatted(o);
-	if (s && b->event_fn)
+	if (s && b->event_fn) {
+		pthread_mutex_lock(&b->event_mu);
 		b->event_fn("conflict", s, b->event_arg);
+		pthread_mutex_unlock(&b->event_mu);
+	}
 	cJSON_free(s);
 	cJSON_Delete(o);
 }

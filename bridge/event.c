@@ -24,8 +24,11 @@ static void event_deliver(struct pgsb *b, const char *event, cJSON *o)
 {
 	char *s = cJSON_PrintUnformatted(o);
 
-	if (s && b->event_fn)
+	if (s && b->event_fn) {
+		pthread_mutex_lock(&b->event_mu); /* one line at a time, from either thread */
 		b->event_fn(event, s, b->event_arg);
+		pthread_mutex_unlock(&b->event_mu);
+	}
 	cJSON_free(s);
 	cJSON_Delete(o);
 }

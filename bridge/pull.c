@@ -14,7 +14,7 @@
 #include "log.h"
 
 #define BATCH_MAX_ROWS 100000   /* commit at the next transaction boundary past this */
-#define BATCH_MAX_US 500000     /* ... or when the batch is this old */
+#define BATCH_MAX_US 100000     /* ... or when the batch is this old: bounded visibility */
 
 int pull_load_position(struct pgsb *b, char *err, size_t cap)
 {
@@ -191,8 +191,8 @@ static int remote_change_applies(struct pgsb *b, const struct br_table *t,
 	size_t nkey = rec->action == DEC_TRUNCATE ? 0 : record_key(rec, key, 64);
 
 	*apply = true;
-	if (nkey == 0 || t->direction == CFG_DIRECTION_PULL)
-		return 0;
+	if (nkey == 0 || nkey < rec->npk || t->direction == CFG_DIRECTION_PULL)
+		return 0; /* (a record that lacks key columns is set aside by the apply) */
 	if (b->push.pushed_rows_tracked > 0) {
 		char *pk = sl_key_json(b->db, t->local, key, nkey, &e);
 		*apply = !(pk && push_remote_is_stale(b, t->local, pk, b->xact_end_lsn));
@@ -206,6 +206,46 @@ static int remote_change_applies(struct pgsb *b, const struct br_table *t,
 		return -1;
 	}
 	return pending ? settle_on_pull(b, t, rec, key, nkey, apply, err, cap) : 0;
+}
+
+/* Errors of the change itself (a constraint, a value, a missing key
+ * column), which no retry will cure, unlike a busy, full or broken file. */
+static bool unappliable(int code)
+{
+	code &= 0xff;
+	return code == 0 || code == SQLITE_CONSTRAINT || code == SQLITE_MISMATCH ||
+	       code == SQLITE_TOOBIG || code == SQLITE_RANGE;
+}
+
+/* A remote change SQLite refuses is set aside, not retried forever: it is
+ * recorded in _pgsqlite_conflicts (resolution "rejected: <why>") with an
+ * error event, and the stream moves on. */
+static int set_aside(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                     const char *why, char *err, size_t cap)
+{
+	struct dec_field key[64];
+	struct sl_err e = {0};
+	size_t nkey = record_key(rec, key, 64);
+	char *pk = nkey ? sl_key_json(b->db, t->local, key, nkey, &e) : NULL;
+	char *remote = record_json(rec);
+	char resolution[600], msg[1200];
+	int rc = 0;
+
+	snprintf(resolution, sizeof resolution, "rejected: %.500s", why);
+	if (sl_conflict_record(b->db, t->local, pk, NULL, remote, cfg_conflict_name(t->conflict),
+	                       resolution, false, &e)) {
+		snprintf(err, cap, "cannot set aside a change to \"%s\": %s", t->local, e.msg);
+		rc = -1;
+	} else {
+		snprintf(msg, sizeof msg, "a change to \"%s\" from Postgres cannot be applied (%s); "
+		         "it is set aside in _pgsqlite_conflicts", t->local, why);
+		log_warn("%s", msg);
+		ev_emit_error(b, msg, false);
+		ev_emit_conflict(b, t->local, pk, cfg_conflict_name(t->conflict), "rejected");
+	}
+	free(pk);
+	free(remote);
+	return rc;
 }
 
 static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap)
@@ -228,6 +268,8 @@ static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, si
 	if (remote_change_applies(b, t, rec, &apply, err, cap))
 		return -1;
 	if (apply && sl_apply(b->db, rec, &e)) {
+		if (unappliable(e.code))
+			return set_aside(b, t, rec, e.msg, err, cap);
 		snprintf(err, cap, "cannot apply a change to \"%s\": %s", t->local, e.msg);
 		return -1;
 	}

@@ -75,7 +75,7 @@ static int send_statements(struct pgsb *b, struct batch *bt, bool *sent)
 			return -1;
 		}
 		if (rc == 0)
-			bt->e[i].outcome = OUT_NOTHING;
+			bt->e[i].outcome = OUT_REFRESH;
 		free(sql);
 		push__params_free(&p);
 	}
@@ -122,21 +122,18 @@ static int collect_results(struct pgsb *b, struct batch *bt, const bool *sent, c
 	return failed ? -1 : 0;
 }
 
-/* BEGIN, and the batch's last seq as the origin's progress: it commits
- * with the batch. */
+/* BEGIN, and the transaction's id (xid8): written down before the commit,
+ * it lets a restart ask Postgres whether the push committed. */
 static int begin_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
-	char seq_lsn[32];
-	const char *setup[1] = {seq_lsn};
-
-	dec_format_lsn((uint64_t)bt->last_seq, seq_lsn, sizeof seq_lsn);
 	if (pgc_exec_ok(b->push.conn, "BEGIN", err, cap))
 		return -1;
-	PGresult *r = PQexecParams(b->push.conn,
-		"SELECT pg_replication_origin_xact_setup($1::pg_lsn, now())", 1, NULL, setup, NULL, NULL, 0);
-	int rc = PQresultStatus(r) == PGRES_TUPLES_OK ? 0 : -1;
+	PGresult *r = PQexec(b->push.conn, "SELECT pg_current_xact_id()::text");
+	int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : -1;
 	if (rc)
 		pgc_error_text(b->push.conn, err, cap);
+	else
+		snprintf(bt->xid, sizeof bt->xid, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	return rc;
 }
@@ -163,7 +160,7 @@ static int pipeline_batch(struct pgsb *b, struct batch *bt, char *err, size_t ca
 
 /* The end LSN of our last commit under the origin: what the stream would
  * call the push's nextlsn. */
-static uint64_t origin_commit_lsn(struct pgsb *b)
+uint64_t push__origin_commit_lsn(struct pgsb *b)
 {
 	const char *params[1] = {b->cfg->slot};
 	PGresult *r = PQexecParams(b->push.conn,
@@ -195,7 +192,7 @@ static void emit_batch_events(struct pgsb *b, const struct batch *bt, int64_t st
 
 	for (size_t i = 0; i < bt->ne; i++) {
 		const struct entry *e = &bt->e[i];
-		rows += e->outcome != OUT_NOTHING;
+		rows += e->outcome != OUT_NOTHING && e->outcome != OUT_REFRESH;
 		if (push__is_conflict(e))
 			ev_emit_conflict(b, e->t->local, e->key, cfg_conflict_name(e->t->conflict),
 			                 conflict_resolution_name(e->outcome == OUT_LOCAL ? WIN_LOCAL
@@ -207,13 +204,45 @@ static void emit_batch_events(struct pgsb *b, const struct batch *bt, int64_t st
 	ev_emit_sync(b, "push", rows, 1, (br_now_us() - started) / 1000, bt->commit_lsn);
 }
 
+/* COMMIT, with the push written down first.  A COMMIT of a transaction
+ * that failed answers ROLLBACK, not an error: that is a failure too.
+ * When the answer is lost with the connection, the record stays and the
+ * next connection asks Postgres (push_reconcile). */
 static int commit_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
-	if (pgc_exec_ok(b->push.conn, "COMMIT", err, cap))
+	if (push__inflight_set(b, bt, err, cap))
 		return -1;
-	bt->commit_lsn = origin_commit_lsn(b);
+	crash_hook("before-push-commit");
+	PGresult *r = PQexec(b->push.conn, "COMMIT");
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+	if (!ok) {
+		if (PQresultStatus(r) == PGRES_COMMAND_OK)
+			snprintf(err, cap, "Postgres rolled the push back");
+		else
+			pgc_error_text(b->push.conn, err, cap);
+		push__note_sqlstate(b, r);
+		if (PQstatus(b->push.conn) == CONNECTION_OK)
+			push__inflight_clear(b); /* an answer: it did not commit */
+	}
+	PQclear(r);
+	if (!ok)
+		return -1;
+	bt->commit_lsn = push__origin_commit_lsn(b);
 	crash_hook("after-push-commit");
 	return 0;
+}
+
+/* The commit and the local mark, inside the commit window (no remote
+ * transaction is applied between the two). */
+static int commit_and_mark(struct pgsb *b, struct batch *bt, char *err, size_t cap)
+{
+	if (push_window_enter(b)) {
+		snprintf(err, cap, "stopping");
+		return -1;
+	}
+	int rc = commit_remote(b, bt, err, cap) == 0 && push__mark_local(b, bt, err, cap) == 0 ? 0 : -1;
+	push_window_leave(b);
+	return rc;
 }
 
 /* One batch.  Returns 1 when it pushed something, 0 when the log is
@@ -226,21 +255,16 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 	int rc = -1;
 
 	b->push.sqlstate[0] = '\0';
-	if (sl_changes_read(b->db, b->push.pushed_seq, b->push.batch_limit ? b->push.batch_limit : PUSH_BATCH,
+	if (sl_changes_read(b->push.db, b->push.pushed_seq, b->push.batch_limit ? b->push.batch_limit : PUSH_BATCH,
 	                    &bt.ch, &bt.nch, &e)) {
 		snprintf(err, cap, "cannot read the change log: %s", e.msg);
 		return -1;
 	}
 	if (bt.nch == 0)
 		return 0;
-	int64_t t1 = br_now_us(), t2 = 0, t3 = 0, t4 = 0;
-	if (push__fold(b, &bt) == 0 && pipeline_batch(b, &bt, err, cap) == 0 && (t2 = br_now_us()) &&
-	    push__resolve_conflicts(b, &bt, err, cap) == 0 && commit_remote(b, &bt, err, cap) == 0 &&
-	    (t3 = br_now_us()) && push__mark_local(b, &bt, err, cap) == 0) {
-		t4 = br_now_us();
-		log_debug("push batch of %zu: read %lld us, send %lld us, commit %lld us, mark %lld us",
-		          bt.nch, (long long)(t1 - started), (long long)(t2 - t1), (long long)(t3 - t2),
-		          (long long)(t4 - t3));
+	if (push__fold(b, &bt) == 0 && pipeline_batch(b, &bt, err, cap) == 0 &&
+	    push__resolve_conflicts(b, &bt, err, cap) == 0 && commit_and_mark(b, &bt, err, cap) == 0) {
+		log_debug("push batch of %zu changes in %lld us", bt.nch, (long long)(br_now_us() - started));
 		emit_batch_events(b, &bt, started);
 		rc = 1;
 	} else if (!err[0]) {
@@ -292,10 +316,14 @@ static int push_connect(struct pgsb *b, char *err, size_t cap)
 	 * mean durable, so never synchronous_commit = off here (it also lets
 	 * the other clients' walsenders see the push at once, not after the
 	 * WAL writer's next flush). */
+	/* lock_timeout and statement_timeout: a row locked for long, or a
+	 * server that hangs, fails the push (retried later), never holds it. */
 	PGresult *r = PQexecParams(b->push.conn, "SELECT pg_replication_origin_session_setup($1), "
 	                           "current_setting('track_commit_timestamp'), "
 	                           "CASE WHEN current_setting('synchronous_commit') = 'off' THEN "
-	                           "set_config('synchronous_commit', 'local', false) END",
+	                           "set_config('synchronous_commit', 'local', false) END, "
+	                           "set_config('lock_timeout', '10s', false), "
+	                           "set_config('statement_timeout', '60s', false)",
 	                           1, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		pgc_error_text(b->push.conn, err, cap);
@@ -305,6 +333,9 @@ static int push_connect(struct pgsb *b, char *err, size_t cap)
 	}
 	b->push.commit_ts = strcmp(PQgetvalue(r, 0, 1), "on") == 0;
 	PQclear(r);
+	pthread_mutex_lock(&b->push.cancel_mu);
+	b->push.cancel = PQgetCancel(b->push.conn);
+	pthread_mutex_unlock(&b->push.cancel_mu);
 	if (load_columns(b, err, cap) || push_reconcile(b, err, cap)) {
 		push_close(b);
 		return -1;
@@ -314,6 +345,10 @@ static int push_connect(struct pgsb *b, char *err, size_t cap)
 
 void push_close(struct pgsb *b)
 {
+	pthread_mutex_lock(&b->push.cancel_mu);
+	PQfreeCancel(b->push.cancel);
+	b->push.cancel = NULL;
+	pthread_mutex_unlock(&b->push.cancel_mu);
 	PQfinish(b->push.conn);
 	b->push.conn = NULL;
 	for (size_t i = 0; i < b->ntables; i++)
@@ -330,10 +365,15 @@ void push_free(struct pgsb *b)
 	b->push.line_cap = 0;
 }
 
+/* On the main thread's connection (run.c); the push thread uses its own. */
 bool push_has_pending(struct pgsb *b)
 {
-	int64_t n = sl_pending_changes(b->db);
-	return n > 0;
+	return sl_pending_changes(b->db) > 0;
+}
+
+static bool pending_here(struct pgsb *b)
+{
+	return sl_pending_changes(b->push.db) > 0;
 }
 
 /* ---- a change Postgres rejects ---- */
@@ -372,7 +412,7 @@ static int isolate_rejected(struct pgsb *b, char *err, size_t cap)
 int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap)
 {
 	err[0] = '\0';
-	if (!push_has_pending(b))
+	if (!pending_here(b))
 		return 0;
 	if (!b->push.conn && push_connect(b, err, cap))
 		return -1;
@@ -387,7 +427,7 @@ int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap)
 		if (rc == 0)
 			return 0;
 	}
-	return push_has_pending(b) ? 1 : 0;
+	return pending_here(b) ? 1 : 0;
 }
 
 /* ---- the pull side's view of what we pushed ---- */

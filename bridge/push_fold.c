@@ -78,18 +78,60 @@ static void fold_change(struct batch *bt, const struct br_table *t, const struct
 	e->op = e->base ? (e->final ? 'U' : 'D') : (e->final ? 'I' : 0);
 }
 
+/* Does this update move the row to another primary key?  Later changes
+ * under the old key are another row, so a batch ends after it. */
+static bool key_moved(struct pgsb *b, const struct br_table *t, const struct sl_change *c)
+{
+	struct dec_field *of, *nf;
+	size_t on, nn;
+
+	if (c->op != 'U' || !c->old_row || !c->new_row ||
+	    push__parse_image(&b->push.base_dec, c->old_row, &of, &on) ||
+	    push__parse_image(&b->push.final_dec, c->new_row, &nf, &nn))
+		return false;
+	for (size_t i = 0; i < t->npgcols; i++) {
+		if (t->pgcols[i].pk_pos <= 0)
+			continue;
+		struct dec_str name = {t->pgcols[i].name, strlen(t->pgcols[i].name)};
+		const struct dec_field *a = push__field_named(of, on, name), *z = push__field_named(nf, nn, name);
+		if (!a || !z || a->kind != z->kind || a->value.len != z->value.len ||
+		    memcmp(a->value.p, z->value.p, a->value.len) != 0)
+			return true;
+	}
+	return false;
+}
+
+/* Rows in one fixed order (table, then key), the same on every client, so
+ * concurrent pushes lock Postgres rows in the same order and do not
+ * deadlock each other. */
+static int entry_order(const void *x, const void *y)
+{
+	const struct entry *a = x, *z = y;
+	int c = strcmp(a->t->local, z->t->local);
+
+	return c ? c : strcmp(a->key, z->key);
+}
+
 int push__fold(struct pgsb *b, struct batch *bt)
 {
+	bool moved = false;
+
 	bt->e = calloc(bt->nch, sizeof *bt->e);
 	bt->nbuckets = 2 * bt->nch + 1;
 	bt->buckets = calloc(bt->nbuckets, sizeof *bt->buckets);
 	if (!bt->e || !bt->buckets)
 		return -1;
-	for (size_t i = 0; i < bt->nch; i++) {
+	for (size_t i = 0; i < bt->nch && !moved; i++) {
 		const struct br_table *t = push__table_by_local(b, bt->ch[i].table);
-		if (t && t->direction != CFG_DIRECTION_PULL)
+		if (t && t->direction != CFG_DIRECTION_PULL) {
 			fold_change(bt, t, &bt->ch[i]);
+			moved = key_moved(b, t, &bt->ch[i]);
+		}
 		bt->last_seq = bt->ch[i].seq;
 	}
+	/* A key move keeps the changes' own order: a later row may need the
+	 * key it frees, or the key it takes may be freed earlier. */
+	if (!moved)
+		qsort(bt->e, bt->ne, sizeof *bt->e, entry_order);
 	return 0;
 }

@@ -15,7 +15,9 @@ enum outcome {
 	OUT_LOCAL,    /* conflict: the local version was forced */
 	OUT_REMOTE,   /* conflict: the Postgres version stays, and comes to SQLite */
 	OUT_MERGED,   /* conflict: a merged row went to both sides */
-	OUT_NOTHING,  /* no net change, or deleted on both sides */
+	OUT_NOTHING,  /* deleted on both sides, or nothing to send */
+	OUT_REFRESH,  /* the row's changes cancel out: Postgres's row comes back to SQLite
+	                 (a remote change skipped while they were pending is not lost) */
 };
 
 /* One row's net change in a batch. */
@@ -43,6 +45,7 @@ struct batch {
 	size_t ne;
 	int64_t last_seq;
 	uint64_t commit_lsn;     /* end LSN of the push's commit in Postgres */
+	char xid[32];            /* the push's Postgres transaction id (xid8), for recovery */
 	uint64_t conflicts;
 	struct entry **buckets;  /* fold: hash index over (table, key) */
 	size_t nbuckets;
@@ -88,5 +91,16 @@ int push__resolve_conflicts(struct pgsb *b, struct batch *bt, char *err, size_t 
 bool push__is_conflict(const struct entry *e);
 int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap);
 int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap);
+PGresult *push__fetch_remote(struct pgsb *b, const struct entry *e);
+int push__write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, int row,
+                       struct sl_err *e);
+int push__delete_local(struct pgsb *b, const struct br_table *t, const char *key, struct sl_err *e);
+bool push__local_pending(struct pgsb *b, const struct br_table *t, const char *key);
+int push__track(struct pgsb *b, const char *local, const char *key, uint64_t lsn);
+uint64_t push__origin_commit_lsn(struct pgsb *b);
+
+/* push_recover.c: the in-flight record that makes a push exactly-once */
+int push__inflight_set(struct pgsb *b, const struct batch *bt, char *err, size_t cap);
+void push__inflight_clear(struct pgsb *b);
 
 #endif

@@ -14,7 +14,7 @@
 
 /* The row now in Postgres with the entry's key, locked, with its commit
  * time (NULL when track_commit_timestamp is off). */
-static PGresult *fetch_remote(struct pgsb *b, const struct entry *e)
+PGresult *push__fetch_remote(struct pgsb *b, const struct entry *e)
 {
 	struct dec_field *f;
 	size_t n, len;
@@ -22,6 +22,8 @@ static PGresult *fetch_remote(struct pgsb *b, const struct entry *e)
 	struct params p = {0};
 	const char *image = e->op == 'I' ? e->final : e->base;
 
+	if (!image)
+		image = e->key; /* changes that cancel out: by key */
 	if (push__parse_image(&b->push.key_dec, image, &f, &n))
 		return NULL;
 	FILE *m = open_memstream(&sql, &len);
@@ -79,7 +81,7 @@ static int force_version(struct pgsb *b, struct entry *e, const char *row, bool 
 static int resolve_one(struct pgsb *b, struct batch *bt, struct entry *e)
 {
 	push__entry_own_result(e, NULL);
-	e->remote = fetch_remote(b, e);
+	e->remote = push__fetch_remote(b, e);
 	if (!e->remote)
 		return -1;
 	if (e->op == 'D' && PQntuples(e->remote) == 0) {
@@ -108,6 +110,14 @@ int push__resolve_conflicts(struct pgsb *b, struct batch *bt, char *err, size_t 
 {
 	for (size_t i = 0; i < bt->ne; i++) {
 		struct entry *e = &bt->e[i];
+		if (e->outcome == OUT_REFRESH) {
+			/* Locked until the commit: the version written back is exact. */
+			if (!(e->remote = push__fetch_remote(b, e))) {
+				pgc_error_text(b->push.conn, err, cap);
+				return -1;
+			}
+			continue;
+		}
 		if (!e->sent || e->outcome == OUT_NOTHING || e->row >= 0)
 			continue;
 		if (resolve_one(b, bt, e)) {
@@ -121,8 +131,8 @@ int push__resolve_conflicts(struct pgsb *b, struct batch *bt, char *err, size_t 
 /* ---- the local mark ---- */
 
 /* Writes one row of a Postgres result into SQLite (upsert). */
-static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, int row,
-                        struct sl_err *e)
+int push__write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, int row,
+                       struct sl_err *e)
 {
 	int nf = PQnfields(r), n = 0, npk = 0;
 	struct dec_field *f = calloc((size_t)nf + 1, sizeof *f), *pk = calloc((size_t)nf + 1, sizeof *pk);
@@ -152,15 +162,14 @@ static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, i
 		rec.ncolumns = (size_t)n;
 		rec.pk = pk;
 		rec.npk = (size_t)npk;
-		rc = sl_apply(b->db, &rec, e);
+		rc = sl_apply(b->push.db, &rec, e);
 	}
 	free(f);
 	free(pk);
 	return rc;
 }
 
-static int delete_local(struct pgsb *b, const struct br_table *t, const char *key,
-                        struct sl_err *e)
+int push__delete_local(struct pgsb *b, const struct br_table *t, const char *key, struct sl_err *e)
 {
 	struct dec_field *f;
 	size_t n;
@@ -172,13 +181,13 @@ static int delete_local(struct pgsb *b, const struct br_table *t, const char *ke
 	rec.table = (struct dec_str){t->name, strlen(t->name)};
 	rec.identity = f;
 	rec.nidentity = n;
-	return sl_apply(b->db, &rec, e);
+	return sl_apply(b->push.db, &rec, e);
 }
 
 /* A statement prepared once and kept; reset and cleared for reuse. */
 static sqlite3_stmt *cached(struct pgsb *b, sqlite3_stmt **slot, const char *sql)
 {
-	if (!*slot && sqlite3_prepare_v3(sl_handle(b->db), sql, -1, SQLITE_PREPARE_PERSISTENT,
+	if (!*slot && sqlite3_prepare_v3(sl_handle(b->push.db), sql, -1, SQLITE_PREPARE_PERSISTENT,
 	                                 slot, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_reset(*slot);
@@ -187,7 +196,7 @@ static sqlite3_stmt *cached(struct pgsb *b, sqlite3_stmt **slot, const char *sql
 }
 
 /* A local change newer than the batch for this row: leave the row alone. */
-static bool local_pending(struct pgsb *b, const struct br_table *t, const char *key)
+bool push__local_pending(struct pgsb *b, const struct br_table *t, const char *key)
 {
 	sqlite3_stmt *st = cached(b, &b->push.st_pending,
 		"SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2 LIMIT 1");
@@ -242,31 +251,40 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 	if (e->outcome == OUT_PUSHED &&
 	    (e->op == 'D' || !e->t->server_computes || (e->res && e->row >= 0 && returned_as_sent(b, e))))
 		return 0; /* SQLite already holds what Postgres holds */
-	if (local_pending(b, e->t, e->key))
+	if (push__local_pending(b, e->t, e->key))
 		return 0;
-	if (e->outcome == OUT_REMOTE)
-		return PQntuples(e->remote) == 1 ? write_pg_row(b, e->t, e->remote, 0, err)
-		                                 : delete_local(b, e->t, e->key, err);
+	if (e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH)
+		return PQntuples(e->remote) == 1 ? push__write_pg_row(b, e->t, e->remote, 0, err)
+		                                 : push__delete_local(b, e->t, e->key, err);
 	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 ||
 	    (e->outcome == OUT_PUSHED && e->op == 'D') || (e->outcome == OUT_LOCAL && !e->final))
 		return 0;
-	return write_pg_row(b, e->t, e->res, e->row, err);
+	return push__write_pg_row(b, e->t, e->res, e->row, err);
 }
 
 static int track_pushed(struct pgsb *b, const struct entry *e, uint64_t lsn)
 {
+	if (e->outcome == OUT_NOTHING || e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH)
+		return 0;
+	return push__track(b, e->t->local, e->key, lsn);
+}
+
+/* Remembers that our commit at lsn wrote this row: a remote change that
+ * committed before it and arrives later must not overwrite it. */
+int push__track(struct pgsb *b, const char *local, const char *key, uint64_t lsn)
+{
 	sqlite3_stmt *st;
 	int rc;
 
-	if (lsn == 0 || e->outcome == OUT_NOTHING || e->outcome == OUT_REMOTE)
+	if (lsn == 0)
 		return 0;
 	st = cached(b, &b->push.st_track,
 		"INSERT INTO _pgsqlite_pushed (table_name, pk, lsn) VALUES (?1, ?2, ?3) "
 		"ON CONFLICT (table_name, pk) DO UPDATE SET lsn = excluded.lsn");
 	if (!st)
 		return -1;
-	sqlite3_bind_text(st, 1, e->t->local, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, e->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 1, local, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, (sqlite3_int64)lsn);
 	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 	sqlite3_reset(st);
@@ -279,7 +297,7 @@ static int record_conflict(struct pgsb *b, const struct entry *e, struct sl_err 
 	enum conflict_winner w = e->outcome == OUT_LOCAL ? WIN_LOCAL
 	                         : e->outcome == OUT_MERGED ? WIN_MERGED : WIN_REMOTE;
 	char *remote = conflict_remote_json(e->remote);
-	int rc = sl_conflict_record(b->db, e->t->local, e->key, e->final, remote,
+	int rc = sl_conflict_record(b->push.db, e->t->local, e->key, e->final, remote,
 	                            cfg_conflict_name(e->t->conflict),
 	                            conflict_resolution_name(w, e->t->conflict),
 	                            e->t->conflict != CFG_CONFLICT_KEEP_BOTH, err);
@@ -289,7 +307,7 @@ static int record_conflict(struct pgsb *b, const struct entry *e, struct sl_err 
 
 bool push__is_conflict(const struct entry *e)
 {
-	return e->remote && e->outcome != OUT_NOTHING;
+	return e->remote && e->outcome != OUT_NOTHING && e->outcome != OUT_REFRESH;
 }
 
 static int mark_entries(struct pgsb *b, struct batch *bt, struct sl_err *err)
@@ -313,107 +331,19 @@ int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 
 	snprintf(seq, sizeof seq, "%lld", (long long)bt->last_seq);
 	int64_t t0 = br_now_us(), t1 = 0, t2 = 0;
-	if (sl_begin(b->db, &e) || sl_changes_delete_upto(b->db, bt->last_seq, &e) ||
+	if (sl_begin(b->push.db, &e) || sl_changes_delete_upto(b->push.db, bt->last_seq, &e) ||
 	    !(t1 = br_now_us()) || mark_entries(b, bt, &e) || !(t2 = br_now_us()) ||
-	    sl_state_set(b->db, "pushed_seq", seq, &e) || sl_commit(b->db, &e)) {
+	    sl_state_set(b->push.db, "pushed_seq", seq, &e) ||
+	    sl_state_set(b->push.db, "push_inflight", "", &e) || sl_commit(b->push.db, &e)) {
 		snprintf(err, cap, "cannot mark pushed changes in SQLite: %s",
-		         e.msg[0] ? e.msg : sqlite3_errmsg(sl_handle(b->db)));
-		sl_rollback(b->db);
+		         e.msg[0] ? e.msg : sqlite3_errmsg(sl_handle(b->push.db)));
+		sl_rollback(b->push.db);
 		return -1;
 	}
 	b->push.pushed_seq = bt->last_seq;
 	log_debug("mark: delete %lld us, entries %lld us, commit %lld us", (long long)(t1 - t0),
 	          (long long)(t2 - t1), (long long)(br_now_us() - t2));
 	return 0;
-}
-
-/* ---- after a crash: changes Postgres has but SQLite did not mark ---- */
-
-static int64_t origin_progress(struct pgsb *b)
-{
-	const char *params[1] = {b->cfg->slot};
-	PGresult *r = PQexecParams(b->push.conn,
-		"SELECT pg_replication_origin_progress($1, true)::text", 1, NULL, params, NULL, NULL, 0);
-	uint64_t lsn = 0;
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		PQclear(r);
-		return -1;
-	}
-	if (!PQgetisnull(r, 0, 0)) {
-		const char *t = PQgetvalue(r, 0, 0);
-		if (dec_parse_lsn(t, strlen(t), &lsn))
-			lsn = 0;
-	}
-	PQclear(r);
-	return (int64_t)lsn;
-}
-
-/* The row as Postgres holds it now, written into SQLite. */
-static int refresh_row(struct pgsb *b, const struct br_table *t, const char *key,
-                       struct sl_err *err)
-{
-	struct entry e = {.t = t, .op = 'D', .base = key, .key = key};
-	PGresult *r;
-
-	if (local_pending(b, t, key))
-		return 0;
-	if (!(r = fetch_remote(b, &e)))
-		return -1;
-	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, 0, err) : delete_local(b, t, key, err);
-	PQclear(r);
-	return rc;
-}
-
-static int reconcile_gap(struct pgsb *b, int64_t upto, char *err, size_t cap)
-{
-	struct sl_change *ch;
-	size_t n;
-	struct sl_err e = {0};
-	char seq[32];
-	int rc = -1;
-
-	if (sl_changes_read(b->db, b->push.pushed_seq, 1000000, &ch, &n, &e))
-		goto out;
-	if (sl_begin(b->db, &e) || sl_changes_delete_upto(b->db, upto, &e))
-		goto rollback;
-	for (size_t i = 0; i < n && ch[i].seq <= upto; i++) {
-		const struct br_table *t = push__table_by_local(b, ch[i].table);
-		if (t && refresh_row(b, t, ch[i].pk, &e))
-			goto rollback;
-	}
-	snprintf(seq, sizeof seq, "%lld", (long long)upto);
-	if (sl_state_set(b->db, "pushed_seq", seq, &e) || sl_commit(b->db, &e))
-		goto rollback;
-	log_warn("%lld local changes were pushed before the bridge stopped but not marked: "
-	         "marked now, nothing pushed twice", (long long)(upto - b->push.pushed_seq));
-	b->push.pushed_seq = upto;
-	rc = 0;
-	goto freeit;
-rollback:
-	sl_rollback(b->db);
-freeit:
-	sl_changes_free(ch, n);
-out:
-	if (rc)
-		snprintf(err, cap, "cannot reconcile pushed changes: %s", e.msg);
-	return rc;
-}
-
-int push_reconcile(struct pgsb *b, char *err, size_t cap)
-{
-	char text[64];
-	int64_t progress = origin_progress(b);
-
-	b->push.pushed_seq = sl_state_get(b->db, "pushed_seq", text, sizeof text) == 1
-	                     ? strtoll(text, NULL, 10) : 0;
-	if (progress < 0) {
-		pgc_error_text(b->push.conn, err, cap);
-		return -1;
-	}
-	if (progress <= b->push.pushed_seq)
-		return 0;
-	return reconcile_gap(b, progress, err, cap);
 }
 
 /* ---- a change Postgres rejects ---- */
@@ -439,25 +369,33 @@ int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 	struct sl_err e = {0};
 	int rc = -1;
 
-	if (sl_changes_read(b->db, b->push.pushed_seq, 1, &c, &n, &e) || n == 0)
+	if (sl_changes_read(b->push.db, b->push.pushed_seq, 1, &c, &n, &e) || n == 0)
 		return -1;
 	const struct br_table *t = push__table_by_local(b, c->table);
+	if (push_window_enter(b)) {
+		sl_changes_free(c, n);
+		snprintf(err, cap, "stopping");
+		return -1;
+	}
 	struct entry probe = {.t = t, .op = 'D', .base = c->old_row ? c->old_row : c->new_row, .key = c->pk};
-	PGresult *remote = t ? fetch_remote(b, &probe) : NULL;
+	PGresult *remote = t ? push__fetch_remote(b, &probe) : NULL;
 	char *remote_json = conflict_remote_json(remote);
 	char resolution[300];
 	snprintf(resolution, sizeof resolution, "rejected: %.280s", why);
-	if (remote && sl_begin(b->db, &e) == 0 && sl_changes_delete_upto(b->db, c->seq, &e) == 0 &&
-	    refresh_row(b, t, c->pk, &e) == 0 &&
-	    sl_conflict_record(b->db, c->table, c->pk, c->new_row, remote_json,
+	if (remote && sl_begin(b->push.db, &e) == 0 && sl_changes_delete_upto(b->push.db, c->seq, &e) == 0 &&
+	    (push__local_pending(b, t, c->pk) ||
+	     (PQntuples(remote) == 1 ? push__write_pg_row(b, t, remote, 0, &e)
+	                             : push__delete_local(b, t, c->pk, &e)) == 0) &&
+	    sl_conflict_record(b->push.db, c->table, c->pk, c->new_row, remote_json,
 	                       cfg_conflict_name(t->conflict), resolution, false, &e) == 0 &&
-	    sl_commit(b->db, &e) == 0) {
+	    sl_commit(b->push.db, &e) == 0) {
 		emit_rejection(b, c, why);
 		rc = 0;
 	} else {
-		sl_rollback(b->db);
+		sl_rollback(b->push.db);
 		snprintf(err, cap, "cannot set aside a rejected change: %s", e.msg[0] ? e.msg : PQerrorMessage(b->push.conn));
 	}
+	push_window_leave(b);
 	free(remote_json);
 	PQclear(remote);
 	sl_changes_free(c, n);

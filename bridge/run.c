@@ -86,26 +86,11 @@ static void try_connect(struct pgsb *b)
 	run_connection_lost(b, err, true);
 }
 
-/* Pushes what the change log holds; on failure, retries after a backoff. */
+/* Hands a push round to the push thread (it retries after a backoff when
+ * a round fails; see push_worker.c). */
 static void try_push(struct pgsb *b)
 {
-	struct push *p = &b->push;
-	char err[1024];
-	int64_t now = br_now_us();
-
-	if (now < p->next_attempt_us)
-		return;
-	int rc = push_pending(b, 50, err, sizeof err);
-	if (rc < 0) {
-		log_warn("push failed: %s", err);
-		ev_emit_error(b, err, true);
-		p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2)
-		                              : BACKOFF_MIN_MS;
-		p->next_attempt_us = now + (int64_t)p->backoff_ms * 1000;
-		return;
-	}
-	p->backoff_ms = 0;
-	p->wanted = rc > 0; /* more than one call's worth: continue on the next tick */
+	push_worker_request(b);
 }
 
 void run_local_commit_seen(struct pgsb *b)
@@ -135,23 +120,14 @@ static bool streaming_mode(const struct pgsb *b)
 	       (b->cfg->mode == CFG_MODE_REALTIME || b->cfg->mode == CFG_MODE_AUTO);
 }
 
-/* A finished session: push what is pending, then wait for the next
- * trigger. */
+/* A finished session: push what is pending (on the push thread), then
+ * wait for the next trigger. */
 static void session_done(struct pgsb *b)
 {
 	struct repl *r = &b->repl;
-	char err[1024];
 
-	while (push_has_pending(b)) {
-		int rc = push_pending(b, 50, err, sizeof err);
-		if (rc < 0) {
-			log_warn("push failed: %s", err);
-			ev_emit_error(b, err, true);
-			break;
-		}
-		if (rc == 0)
-			break;
-	}
+	if (push_has_pending(b))
+		try_push(b);
 	b->session_active = false;
 	r->target_lsn = 0;
 	r->target_reached = false;
@@ -210,7 +186,7 @@ static void tick_idle(struct pgsb *b, int64_t now)
 		b->session_active = true;
 		r->next_attempt_us = 0;
 	}
-	if (now >= r->next_attempt_us)
+	if (now >= r->next_attempt_us && !r->paused)
 		try_connect(b);
 }
 
@@ -260,6 +236,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
+	push_worker_poll(b);
 	tick_push(b, now);
 	if (b->stop_requested && !b->stopping) {
 		log_info("stopping: finishing the transaction in hand");
@@ -330,11 +307,19 @@ int run_loop(struct pgsb *b)
 	b->last_heartbeat_us = br_now_us();
 	b->push.inotify_fd = -1;
 	start_watchers(b);
-	if (!b->one_shot)
+	if (!b->one_shot) {
+		char err[512];
+		if (push_worker_start(b, err, sizeof err)) {
+			log_error("%s", err);
+			stop_watchers(b);
+			return 1;
+		}
 		tail_start(b);
+	}
 	b->push.wanted = push_has_pending(b);
 	ev_run(b->loop, 0);
 	tail_stop(b);
+	push_worker_stop(b);
 	if (b->repl.state != REPL_IDLE) {
 		char err[512];
 		if (!b->repl.in_xact && pull_commit_batch(b, err, sizeof err))

@@ -358,7 +358,8 @@ static int copy_all(struct pgsb *b, PGconn *pc, uint64_t start, bool clear, char
 	for (size_t i = 0; i < b->ntables; i++)
 		if (copy_table(b, pc, &b->tables[i], clear, err, cap))
 			goto fail;
-	if (record_start(b, start, err, cap))
+	/* Local work not pushed yet stays on top of the fresh copy. */
+	if (reapply_pending(b, NULL, err, cap) || record_start(b, start, err, cap))
 		goto fail;
 	if (sl_commit(b->db, &e)) {
 		snprintf(err, cap, "cannot commit to SQLite: %s", e.msg);

@@ -232,8 +232,29 @@ int repl_start(struct pgsb *b, char *err, size_t cap)
 	ev_io_init(&r->io, repl_on_readable, PQsocket(r->conn), EV_READ);
 	r->io.data = b;
 	ev_io_start(b->loop, &r->io);
+	if (r->paused)
+		ev_io_stop(b->loop, &r->io); /* the push holds its commit window */
 	repl_send_feedback(b, false);
 	return 0;
+}
+
+/* The push's commit window: while paused nothing is read from the stream
+ * (the server keeps it), so no remote transaction is applied between the
+ * push's Postgres commit and its local mark. */
+void repl_pause(struct pgsb *b, bool pause)
+{
+	struct repl *r = &b->repl;
+
+	r->paused = pause;
+	if (r->state == REPL_IDLE || !b->loop)
+		return;
+	if (pause) {
+		ev_io_stop(b->loop, &r->io);
+		ev_idle_stop(b->loop, &r->more);
+	} else {
+		ev_io_start(b->loop, &r->io);
+		ev_idle_start(b->loop, &r->more); /* libpq may hold messages already */
+	}
 }
 
 void repl_close(struct pgsb *b)
@@ -285,8 +306,11 @@ static int on_keepalive(struct pgsb *b, const char *buf, int n, char *err, size_
 		return -1;
 	}
 	uint64_t wal_end = be64(buf + 1);
-	if (!r->in_xact && !sl_in_txn(b->db) && wal_end > r->ack_lsn)
-		r->ack_lsn = wal_end; /* nothing in flight: the slot may advance */
+	/* Nothing in flight, and every transaction before wal_end applied:
+	 * the slot may advance.  Never after CopyDone: the data we drop then
+	 * lies below the keepalive's position. */
+	if (r->state == REPL_STREAMING && !r->in_xact && !sl_in_txn(b->db) && wal_end > r->ack_lsn)
+		r->ack_lsn = wal_end;
 	check_target(b, wal_end);
 	if (buf[17])
 		repl_send_feedback(b, false);
@@ -371,7 +395,9 @@ static void after_drain(struct pgsb *b)
 	struct repl *r = &b->repl;
 	char err[512];
 
-	if (!r->in_xact && sl_in_txn(b->db) && b->cfg->mode != CFG_MODE_AUTO) {
+	/* Every mode: what is applied becomes visible (and the write lock is
+	 * released) as soon as the socket is drained. */
+	if (!r->in_xact && sl_in_txn(b->db)) {
 		if (pull_commit_batch(b, err, sizeof err)) {
 			run_connection_lost(b, err, true);
 			return;
@@ -418,6 +444,10 @@ static int drain_some(struct pgsb *b)
 
 static void drain(struct pgsb *b)
 {
+	if (b->repl.paused) {
+		ev_idle_stop(b->loop, &b->repl.more);
+		return;
+	}
 	int rc = drain_some(b);
 
 	if (rc < 0)

@@ -1,0 +1,163 @@
+/* push_recover.c: what makes a push exactly-once.  Before its Postgres
+ * COMMIT, a push writes its transaction id and last change-log seq into
+ * the SQLite file ("push_inflight" in _pgsqlite_state, durable); the local
+ * mark clears it.  A record found at start-up means the bridge stopped
+ * between the two: Postgres itself says whether that transaction committed
+ * (pg_xact_status), so its changes are marked pushed only when they really
+ * are.  The record lives in the file, so another file (a fresh one, a
+ * restored backup) can never borrow this one's progress. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "push_int.h"
+
+#define INFLIGHT_KEY "push_inflight"
+
+int push__inflight_set(struct pgsb *b, const struct batch *bt, char *err, size_t cap)
+{
+	char v[96];
+	struct sl_err e = {0};
+
+	snprintf(v, sizeof v, "%s %" PRId64, bt->xid, bt->last_seq);
+	if (sl_state_set(b->push.db, INFLIGHT_KEY, v, &e)) {
+		snprintf(err, cap, "cannot record the push in SQLite: %s", e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+void push__inflight_clear(struct pgsb *b)
+{
+	struct sl_err e = {0};
+
+	if (sl_state_set(b->push.db, INFLIGHT_KEY, "", &e))
+		log_warn("cannot clear the in-flight push record: %s", e.msg);
+}
+
+/* committed, aborted, in progress, or "" when Postgres no longer knows. */
+static int xact_status(struct pgsb *b, const char *xid, char *out, size_t outcap, char *err,
+                       size_t cap)
+{
+	const char *params[1] = {xid};
+	PGresult *r = PQexecParams(b->push.conn, "SELECT pg_xact_status($1::xid8)", 1, NULL, params,
+	                           NULL, NULL, 0);
+	int rc = 0;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		pgc_error_text(b->push.conn, err, cap);
+		rc = -1;
+	} else {
+		snprintf(out, outcap, "%s", PQgetisnull(r, 0, 0) ? "" : PQgetvalue(r, 0, 0));
+	}
+	PQclear(r);
+	return rc;
+}
+
+/* The rows the committed push wrote, read back locked (so the commit LSN
+ * that ends this read orders them against the stream exactly), then
+ * written into SQLite with the changes marked pushed. */
+static int fetch_rows(struct pgsb *b, struct sl_change *ch, size_t n, int64_t upto, PGresult **rows)
+{
+	for (size_t i = 0; i < n && ch[i].seq <= upto; i++) {
+		const struct br_table *t = push__table_by_local(b, ch[i].table);
+		struct entry probe = {.t = t, .op = 'D', .base = ch[i].pk, .key = ch[i].pk};
+		if (t && !(rows[i] = push__fetch_remote(b, &probe)))
+			return -1;
+	}
+	return 0;
+}
+
+static int write_rows(struct pgsb *b, struct sl_change *ch, size_t n, int64_t upto,
+                      PGresult **rows, uint64_t lsn, struct sl_err *e)
+{
+	char seq[32];
+
+	snprintf(seq, sizeof seq, "%" PRId64, upto);
+	if (sl_begin(b->push.db, e) || sl_changes_delete_upto(b->push.db, upto, e))
+		return -1;
+	for (size_t i = 0; i < n && ch[i].seq <= upto; i++) {
+		const struct br_table *t = push__table_by_local(b, ch[i].table);
+		if (!t || !rows[i] || push__local_pending(b, t, ch[i].pk))
+			continue;
+		int rc = PQntuples(rows[i]) == 1 ? push__write_pg_row(b, t, rows[i], 0, e)
+		                                 : push__delete_local(b, t, ch[i].pk, e);
+		if (rc || (PQntuples(rows[i]) == 1 && push__track(b, t->local, ch[i].pk, lsn)))
+			return -1;
+	}
+	if (sl_state_set(b->push.db, "pushed_seq", seq, e) ||
+	    sl_state_set(b->push.db, INFLIGHT_KEY, "", e) || sl_commit(b->push.db, e))
+		return -1;
+	return 0;
+}
+
+static int mark_committed(struct pgsb *b, int64_t upto, char *err, size_t cap)
+{
+	struct sl_change *ch = NULL;
+	size_t n = 0;
+	struct sl_err e = {0};
+	PGresult **rows = NULL;
+	int rc = -1;
+
+	if (sl_changes_read(b->push.db, b->push.pushed_seq, 1000000, &ch, &n, &e) ||
+	    !(rows = calloc(n ? n : 1, sizeof *rows))) {
+		snprintf(err, cap, "cannot read the change log: %s", e.msg);
+		goto out;
+	}
+	if (push_window_enter(b)) {
+		snprintf(err, cap, "stopping");
+		goto out;
+	}
+	if (pgc_exec_ok(b->push.conn, "BEGIN", err, cap) == 0 && fetch_rows(b, ch, n, upto, rows) == 0 &&
+	    pgc_exec_ok(b->push.conn, "COMMIT", err, cap) == 0) {
+		if (write_rows(b, ch, n, upto, rows, push__origin_commit_lsn(b), &e) == 0)
+			rc = 0;
+		else
+			snprintf(err, cap, "cannot mark pushed changes in SQLite: %s", e.msg);
+	} else if (!err[0]) {
+		pgc_error_text(b->push.conn, err, cap);
+	}
+	if (rc)
+		sl_rollback(b->push.db);
+	push_window_leave(b);
+	if (rc == 0) {
+		log_warn("%" PRId64 " local changes were pushed before the bridge stopped but not marked: "
+		         "Postgres confirms the commit; marked now, nothing pushed twice",
+		         upto - b->push.pushed_seq);
+		b->push.pushed_seq = upto;
+	}
+out:
+	for (size_t i = 0; rows && i < n; i++)
+		PQclear(rows[i]);
+	free(rows);
+	sl_changes_free(ch, n);
+	return rc;
+}
+
+int push_reconcile(struct pgsb *b, char *err, size_t cap)
+{
+	char text[96], xid[64] = "", status[32];
+	int64_t upto = 0;
+
+	b->push.pushed_seq = sl_state_get(b->push.db, "pushed_seq", text, sizeof text) == 1
+	                     ? strtoll(text, NULL, 10) : 0;
+	if (sl_state_get(b->push.db, INFLIGHT_KEY, text, sizeof text) != 1 ||
+	    sscanf(text, "%63s %" SCNd64, xid, &upto) != 2)
+		return 0; /* no push was between its commit and its mark */
+	if (xact_status(b, xid, status, sizeof status, err, cap))
+		return -1;
+	if (strcmp(status, "committed") == 0)
+		return mark_committed(b, upto, err, cap);
+	if (strcmp(status, "in progress") == 0) {
+		snprintf(err, cap, "the previous push (transaction %s) is still in progress in Postgres; "
+		         "waiting for it to end", xid);
+		return -1;
+	}
+	if (!status[0])
+		log_warn("Postgres no longer knows whether push transaction %s committed; its changes "
+		         "are pushed again (guarded: a row already there is a conflict, not a duplicate)", xid);
+	push__inflight_clear(b);
+	return 0;
+}

@@ -1,0 +1,276 @@
+/* push_worker.c: the push runs on a thread of its own, with its own
+ * Postgres connection and its own SQLite connection, so a slow or locked
+ * Postgres delays only the push and the pull's SQLite transaction can never
+ * be committed, rolled back or extended by it.
+ *
+ * The two paths meet at one point, the commit window: the push's Postgres
+ * COMMIT and its local mark happen while the pull stands between two
+ * transactions with its batch committed and its stream paused, exactly as
+ * if the push were one more transaction in the stream.  The main thread
+ * grants the window (push_worker_poll); the worker asks for it and gives it
+ * back (push_window_enter, push_window_leave). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "br.h"
+#include "log.h"
+
+#define PUSH_ROUND_BATCHES 50
+#define STOP_GRACE_MS 3000 /* then cancel the push's statement */
+
+struct push_worker {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	ev_async wake;           /* worker -> main: a result, or the window wanted/given back */
+	bool quit;               /* main: end the thread */
+	bool requested;          /* main: run a push round */
+	bool busy;               /* worker: in a round */
+	bool window_wanted;      /* worker: waiting for the commit window */
+	bool window_granted;     /* main: the pull is paused and committed */
+	bool result_ready;       /* worker: a round ended */
+	int result;              /* its push_pending result */
+	char err[1024];          /* its error text */
+};
+
+static void lock(struct push_worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+}
+
+static void unlock(struct push_worker *w)
+{
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* ---- the worker's side ---- */
+
+int push_window_enter(struct pgsb *b)
+{
+	struct push_worker *w = b->push.worker;
+
+	if (!w)
+		return 0; /* `sync`: the push runs after the pull, on the main thread */
+	lock(w);
+	w->window_wanted = true;
+	ev_async_send(b->loop, &w->wake);
+	while (!w->window_granted && !w->quit)
+		pthread_cond_wait(&w->cv, &w->mu);
+	int rc = w->window_granted ? 0 : -1;
+	if (rc)
+		w->window_wanted = false;
+	unlock(w);
+	return rc;
+}
+
+void push_window_leave(struct pgsb *b)
+{
+	struct push_worker *w = b->push.worker;
+
+	if (!w)
+		return;
+	lock(w);
+	w->window_wanted = w->window_granted = false;
+	unlock(w);
+	ev_async_send(b->loop, &w->wake);
+}
+
+static void *worker_main(void *arg)
+{
+	struct pgsb *b = arg;
+	struct push_worker *w = b->push.worker;
+	char err[sizeof w->err];
+
+	lock(w);
+	for (;;) {
+		while (!w->requested && !w->quit)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (w->quit)
+			break;
+		w->requested = false;
+		w->busy = true;
+		unlock(w);
+		err[0] = '\0';
+		int rc = push_pending(b, PUSH_ROUND_BATCHES, err, sizeof err);
+		lock(w);
+		w->busy = false;
+		w->result = rc;
+		snprintf(w->err, sizeof w->err, "%s", err);
+		w->result_ready = true;
+		ev_async_send(b->loop, &w->wake);
+	}
+	unlock(w);
+	push_close(b);
+	return NULL;
+}
+
+void push_cancel(struct pgsb *b)
+{
+	char msg[256];
+
+	pthread_mutex_lock(&b->push.cancel_mu);
+	if (b->push.cancel && !PQcancel(b->push.cancel, msg, sizeof msg))
+		log_warn("cannot cancel the push's statement: %s", msg);
+	pthread_mutex_unlock(&b->push.cancel_mu);
+}
+
+/* ---- the main thread's side ---- */
+
+/* The worker wants the window and the pull can give it: commit the pull's
+ * batch, pause the stream, hand the window over. */
+static void grant_window(struct pgsb *b, struct push_worker *w)
+{
+	char err[512];
+
+	if (b->repl.in_xact)
+		return; /* a transaction is half applied: at its commit */
+	if (pull_commit_batch(b, err, sizeof err))
+		run_connection_lost(b, err, true);
+	repl_pause(b, true);
+	w->window_granted = true;
+	pthread_cond_broadcast(&w->cv);
+}
+
+static void take_result(struct pgsb *b, int rc, const char *err)
+{
+	struct push *p = &b->push;
+	int64_t now = br_now_us();
+
+	if (rc < 0) {
+		log_warn("push failed: %s", err);
+		ev_emit_error(b, err, true);
+		p->backoff_ms = p->backoff_ms ? (p->backoff_ms * 2 > 15000 ? 15000 : p->backoff_ms * 2) : 250;
+		p->next_attempt_us = now + (int64_t)p->backoff_ms * 1000;
+		p->wanted = true;
+		return;
+	}
+	p->backoff_ms = 0;
+	if (rc > 0)
+		p->wanted = true; /* more than one round's worth */
+}
+
+void push_worker_poll(struct pgsb *b)
+{
+	struct push_worker *w = b->push.worker;
+	bool resume = false, have = false;
+	int rc = 0;
+	char err[sizeof w->err];
+
+	if (!w)
+		return;
+	lock(w);
+	if (w->window_wanted && !w->window_granted)
+		grant_window(b, w);
+	if (!w->window_wanted && !w->window_granted && b->repl.paused)
+		resume = true;
+	if (w->result_ready) {
+		w->result_ready = false;
+		have = true;
+		rc = w->result;
+		snprintf(err, sizeof err, "%s", w->err);
+	}
+	unlock(w);
+	if (resume)
+		repl_pause(b, false);
+	if (have)
+		take_result(b, rc, err);
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *a, int revents)
+{
+	(void)loop;
+	(void)revents;
+	push_worker_poll(a->data);
+}
+
+bool push_worker_busy(struct pgsb *b)
+{
+	struct push_worker *w = b->push.worker;
+
+	if (!w)
+		return false;
+	lock(w);
+	bool busy = w->busy || w->requested;
+	unlock(w);
+	return busy;
+}
+
+void push_worker_request(struct pgsb *b)
+{
+	struct push_worker *w = b->push.worker;
+
+	if (!w || br_now_us() < b->push.next_attempt_us)
+		return;
+	b->push.wanted = false;
+	lock(w);
+	w->requested = true;
+	pthread_cond_broadcast(&w->cv);
+	unlock(w);
+}
+
+int push_worker_start(struct pgsb *b, char *err, size_t cap)
+{
+	struct push_worker *w = calloc(1, sizeof *w);
+
+	if (!w) {
+		snprintf(err, cap, "out of memory");
+		return -1;
+	}
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	ev_async_init(&w->wake, on_wake);
+	w->wake.data = b;
+	ev_async_start(b->loop, &w->wake);
+	b->push.worker = w;
+	if (pthread_create(&w->thread, NULL, worker_main, b)) {
+		ev_async_stop(b->loop, &w->wake);
+		b->push.worker = NULL;
+		free(w);
+		snprintf(err, cap, "cannot start the push thread");
+		return -1;
+	}
+	return 0;
+}
+
+/* Asks the round in hand to end; after STOP_GRACE_MS, cancels its
+ * statement (the batch rolls back and stays in the change log). */
+void push_worker_stop(struct pgsb *b)
+{
+	struct push_worker *w = b->push.worker;
+	int64_t deadline = br_now_us() + STOP_GRACE_MS * 1000LL;
+	bool cancelled = false;
+
+	if (!w)
+		return;
+	for (;;) {
+		lock(w);
+		bool busy = w->busy;
+		if (!busy || cancelled) {
+			w->quit = true;
+			pthread_cond_broadcast(&w->cv);
+		} else if (w->window_wanted && !w->window_granted) {
+			grant_window(b, w); /* let a push that is ready commit and mark */
+		}
+		unlock(w);
+		if (!busy || cancelled)
+			break;
+		if (br_now_us() >= deadline) {
+			push_cancel(b);
+			cancelled = true;
+			continue;
+		}
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	pthread_join(w->thread, NULL);
+	ev_async_stop(b->loop, &w->wake);
+	if (b->repl.paused)
+		repl_pause(b, false);
+	pthread_mutex_destroy(&w->mu);
+	pthread_cond_destroy(&w->cv);
+	free(w);
+	b->push.worker = NULL;
+}
