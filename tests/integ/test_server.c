@@ -93,3 +93,23 @@ Test(server, a_lost_slot_is_resynchronised_from_a_new_slot_loudly)
 	char *sl = it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id");
 	cr_assert_str_eq(sl, pg);
 }
+
+/* `run` on an initialised file while Postgres is down or restarting waits
+ * for it and then streams; it does not exit. */
+Test(server, run_waits_for_a_server_that_is_down_instead_of_exiting)
+{
+	it_setup(&env, "downstart");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY)");
+	it_write_conf(&env, "realtime", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_pg_stop();
+	pid_t pid = it_bridge_start(&env, "run");
+	it_sleep_ms(1500);
+	cr_assert_eq(kill(pid, 0), 0, "run exited while the server was down: %s", it_bridge_stderr(&env));
+	it_pg_start();
+	it_sql(&env, "INSERT INTO t VALUES (1)");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 1, 30000), "%s", it_bridge_stderr(&env));
+	cr_assert(strstr(it_bridge_stderr(&env), "retrying"), "%s", it_bridge_stderr(&env));
+	kill(pid, SIGTERM);
+	cr_assert_eq(it_bridge_wait(pid, 30000), 0);
+}

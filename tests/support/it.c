@@ -395,6 +395,20 @@ void it_pg_restart(void)
 	cr_assert(system(cmd) == 0, "cluster restart failed");
 }
 
+void it_pg_stop(void)
+{
+	char cmd[800];
+	snprintf(cmd, sizeof cmd, "tests/pg-cluster.sh stop '%s'", env_or("PGSB_TEST_PGDATA", ""));
+	cr_assert(system(cmd) == 0, "cluster stop failed");
+}
+
+void it_pg_start(void)
+{
+	char cmd[800];
+	snprintf(cmd, sizeof cmd, "tests/pg-cluster.sh start '%s' >/dev/null", env_or("PGSB_TEST_PGDATA", ""));
+	cr_assert(system(cmd) == 0, "cluster start failed");
+}
+
 int it_count(const char *haystack, const char *needle)
 {
 	int n = 0;

@@ -75,5 +75,8 @@ char *it_sqlite_rows(struct it_env *e, const char *sql);
 void it_sleep_ms(int ms);
 /* Restarts the throwaway cluster (tests/pg-cluster.sh restart). */
 void it_pg_restart(void);
+/* Stops / starts it again on the same port. */
+void it_pg_stop(void);
+void it_pg_start(void);
 
 #endif

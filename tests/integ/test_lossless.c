@@ -1,0 +1,240 @@
+/* test_lossless.c: the data-loss scenarios a review found, one test each:
+ * a failing push never touches the pull's transaction, acknowledgements
+ * are earned, pulled rows become visible promptly in every mode, a change
+ * log belongs to its file, a resync keeps local work, changes that cancel
+ * out still bring Postgres's row back, a key move is not folded into
+ * another row, a remote change SQLite refuses is set aside, and concurrent
+ * pushes to the same rows neither deadlock into loss nor mark anything
+ * pushed that was not. */
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../support/it.h"
+
+static struct it_env env, c2;
+
+static void fini(void)
+{
+	it_teardown(&c2);
+	it_teardown(&env);
+}
+
+TestSuite(lossless, .fini = fini, .timeout = 240);
+
+static void assert_equal_tables(struct it_env *e, const char *cols, const char *table)
+{
+	char pg_sql[256], sl_sql[256];
+	snprintf(pg_sql, sizeof pg_sql, "SELECT %s FROM %s ORDER BY 1", cols, table);
+	snprintf(sl_sql, sizeof sl_sql, "SELECT %s FROM %s ORDER BY 1", cols, table);
+	cr_assert_str_eq(it_sqlite_rows(e, sl_sql), it_pg_rows(e, pg_sql));
+}
+
+/* A push that keeps failing (a serialization failure Postgres raises for
+ * it) is retried, and meanwhile every remote transaction arrives whole. */
+Test(lossless, a_failing_push_never_loses_the_pulls_transactions)
+{
+	it_setup(&env, "failpush");
+	it_sql(&env, "CREATE TABLE r (id int PRIMARY KEY, v text)");
+	it_sql(&env, "CREATE TABLE l (id int PRIMARY KEY, v text)");
+	it_sql(&env, "CREATE FUNCTION nope() RETURNS trigger LANGUAGE plpgsql AS "
+	             "$$ BEGIN RAISE EXCEPTION 'busy' USING ERRCODE = '40001'; END $$");
+	it_sql(&env, "CREATE TRIGGER nope BEFORE INSERT OR UPDATE ON l FOR EACH ROW EXECUTE FUNCTION nope()");
+	it_write_conf(&env, "auto", "debounce = 50ms\n");
+	pid_t pid = it_run_online(&env);
+	for (int i = 1; i <= 200; i++) {
+		if (i % 20 == 1)
+			it_sqlite_exec(&env, "INSERT OR REPLACE INTO l VALUES (%d, 'local')", i);
+		it_sql(&env, "INSERT INTO r VALUES (%d, 'remote')", i);
+		if (i % 10 == 0)
+			it_sleep_ms(30);
+	}
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM r", 200, 20000), "%s", it_bridge_stderr(&env));
+	cr_assert(strstr(it_bridge_stderr(&env), "push failed"), "the push never failed");
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM l"), 0);
+	it_sql(&env, "DROP TRIGGER nope ON l");
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM l", 10, 30000), "%s", it_bridge_stderr(&env));
+	it_stop(&env, pid);
+	assert_equal_tables(&env, "id, v", "r");
+	assert_equal_tables(&env, "id, v", "l");
+}
+
+/* Periodic sessions end with CopyDone; keepalives that follow must not
+ * acknowledge what was dropped after it. */
+Test(lossless, periodic_sessions_lose_nothing_at_their_boundaries)
+{
+	it_setup(&env, "periodicgap");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY)");
+	it_write_conf(&env, "periodic", "interval = 300ms\n");
+	pid_t pid = it_run_online(&env);
+	for (int i = 1; i <= 4000; i++) {
+		it_sql(&env, "INSERT INTO t VALUES (%d)", i);
+		if (i % 40 == 0)
+			it_sleep_ms(5);
+	}
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 4000, 30000), "%s",
+	          it_sqlite_rows(&env, "SELECT count(*), min(id), max(id) FROM t"));
+	it_stop(&env, pid);
+	/* and a restart resumes from an honest position */
+	pid = it_run_online(&env);
+	it_sql(&env, "INSERT INTO t VALUES (4001)");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 4001, 20000));
+	it_stop(&env, pid);
+}
+
+/* Auto mode with a long debounce: a lone remote transaction is visible at
+ * once, and an application can write meanwhile. */
+Test(lossless, auto_mode_commits_a_pulled_transaction_promptly)
+{
+	it_setup(&env, "autovis");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_write_conf(&env, "auto", "debounce = 10s\n");
+	pid_t pid = it_run_online(&env);
+	it_sql(&env, "INSERT INTO t VALUES (1, 'one')");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 1, 3000), "not visible in 3 s");
+	sqlite3 *db = it_sqlite_open(&env);
+	sqlite3_busy_timeout(db, 1000);
+	cr_assert_eq(sqlite3_exec(db, "INSERT INTO t VALUES (2, 'app')", NULL, NULL, NULL), SQLITE_OK,
+	             "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+	it_stop(&env, pid);
+}
+
+/* A new file for the same slot name (deleted and initialised again, no
+ * drop) pushes its own changes: the old file's progress is not its own. */
+Test(lossless, a_fresh_file_pushes_its_changes_whatever_the_old_file_did)
+{
+	char out[4096];
+	it_setup(&env, "freshfile");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	for (int i = 1; i <= 30; i++)
+		it_sqlite_exec(&env, "INSERT INTO t VALUES (%d, 'old file')", i);
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM t"), 30);
+	char wal[700], shm[700];
+	snprintf(wal, sizeof wal, "%s-wal", env.sqlite);
+	snprintf(shm, sizeof shm, "%s-shm", env.sqlite);
+	unlink(env.sqlite);
+	unlink(wal);
+	unlink(shm);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	for (int i = 101; i <= 105; i++)
+		it_sqlite_exec(&env, "INSERT INTO t VALUES (%d, 'new file')", i);
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM t WHERE v = 'new file'"), 5);
+	assert_equal_tables(&env, "id, v", "t");
+}
+
+/* The slot is gone while a local edit waits: the resync copies Postgres
+ * again and the edit survives in SQLite and reaches Postgres. */
+Test(lossless, a_resync_keeps_pending_local_work)
+{
+	char out[4096];
+	it_setup(&env, "resynckeep");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'pg'), (2, 'pg'), (3, 'pg')");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET v = 'local edit' WHERE id = 2");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (4, 'local new')");
+	it_sqlite_exec(&env, "DELETE FROM t WHERE id = 3");
+	it_sql(&env, "SELECT pg_drop_replication_slot('%s')", env.slot);
+	it_sql(&env, "INSERT INTO t VALUES (5, 'pg while gone')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"),
+	                 "1|pg\n2|local edit\n4|local new\n5|pg while gone\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
+
+/* Local changes that cancel out while a remote change to the same row
+ * waits: the row still ends as Postgres has it. */
+Test(lossless, changes_that_cancel_out_still_bring_back_the_remote_row)
+{
+	char out[4096];
+	it_setup(&env, "cancelout");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, done int, note text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 0, 'a'), (2, 0, 'a')");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET done = 1 WHERE id = 1");
+	it_sqlite_exec(&env, "UPDATE t SET done = 0 WHERE id = 1");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (3, 0, 'x')");
+	it_sqlite_exec(&env, "DELETE FROM t WHERE id = 3");
+	it_sql(&env, "UPDATE t SET note = 'remote' WHERE id = 1");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+	assert_equal_tables(&env, "id, done, note", "t");
+	cr_assert_str_eq(it_sqlite_text(&env, "SELECT note FROM t WHERE id = 1"), "remote");
+}
+
+/* UPDATE id 1 -> 2, then a new row 1, in one batch: two rows. */
+Test(lossless, a_key_move_is_not_folded_into_the_row_that_takes_the_old_key)
+{
+	char out[4096];
+	it_setup(&env, "keymove");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'first')");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET id = 2 WHERE id = 1");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (1, 'second')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "1|second\n2|first\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
+
+/* A remote key move onto a key a pending local insert holds cannot be
+ * applied in SQLite: it is set aside, the stream goes on, sync succeeds. */
+Test(lossless, a_remote_change_sqlite_refuses_is_set_aside_not_retried_forever)
+{
+	char out[4096];
+	it_setup(&env, "setaside");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'one')");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (5, 'local five')");
+	it_sql(&env, "UPDATE t SET id = 5 WHERE id = 1");
+	it_sql(&env, "INSERT INTO t VALUES (7, 'after')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 7"), 1);
+	cr_assert_geq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE resolution LIKE 'rejected:%'"), 1);
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+}
+
+/* Two clients push updates of the same rows in opposite orders, over and
+ * over: no change is marked pushed unless Postgres committed it, and
+ * every replica ends equal. */
+Test(lossless, concurrent_pushes_to_the_same_rows_never_mark_unpushed_changes)
+{
+	it_setup(&env, "deadlock");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v int, who text)");
+	it_sql(&env, "INSERT INTO t SELECT g, 0, 'pg' FROM generate_series(1, 20) g");
+	it_sql(&env, "CREATE TABLE ledger (id text PRIMARY KEY)");
+	it_add_client(&env, &c2, "b");
+	it_write_conf(&env, "realtime", "conflict = local-wins\n");
+	it_write_conf(&c2, "realtime", "conflict = local-wins\n");
+	pid_t p1 = it_run_online(&env), p2 = it_run_online(&c2);
+	for (int round = 0; round < 40; round++) {
+		it_sqlite_exec(&env, "BEGIN; UPDATE t SET v = v + 1, who = 'a' WHERE id BETWEEN 1 AND 20; "
+		                     "INSERT INTO ledger VALUES ('a%d'); COMMIT", round);
+		it_sqlite_exec(&c2, "BEGIN; UPDATE t SET v = v + 1, who = 'b' WHERE id BETWEEN 1 AND 20; "
+		                    "INSERT INTO ledger VALUES ('b%d'); COMMIT", round);
+	}
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM ledger", 80, 60000), "%s", it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 30000));
+	cr_assert(it_wait_sqlite_int(&c2, "SELECT count(*) FROM _pgsqlite_changes", 0, 30000));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM ledger", 80, 30000));
+	cr_assert(it_wait_sqlite_int(&c2, "SELECT count(*) FROM ledger", 80, 30000));
+	it_sleep_ms(1000);
+	it_stop(&env, p1);
+	it_stop(&c2, p2);
+	char *pg = it_pg_rows(&env, "SELECT id, v, who FROM t ORDER BY id");
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v, who FROM t ORDER BY id"), pg);
+	cr_assert_str_eq(it_sqlite_rows(&c2, "SELECT id, v, who FROM t ORDER BY id"), pg);
+	cr_assert_eq(it_count(it_bridge_stderr(&env), "marked now"), 0, "%s", it_bridge_stderr(&env));
+}
