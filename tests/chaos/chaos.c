@@ -457,8 +457,10 @@ int main(void)
 	for (int i = 0; i < nclients + npg; i++, nw++) {
 		struct writer *w = &wr[nw];
 		w->client = i < nclients ? i : -1;
-		snprintf(w->name, sizeof w->name, i < nclients ? "c%d" : "pg%d", i < nclients ? i + 1 : i - nclients + 1);
-		snprintf(w->log, sizeof w->log, "%.400s/writer-%.15s.log", env.dir, w->name);
+		char nm[16];
+		snprintf(nm, sizeof nm, i < nclients ? "c%d" : "pg%d", i < nclients ? i + 1 : i - nclients + 1);
+		snprintf(w->name, sizeof w->name, "%s", nm);
+		snprintf(w->log, sizeof w->log, "%.400s/writer-%s.log", env.dir, nm);
 		w->pid = start_writer(w, &env, cl, seed * 1000003u + (uint64_t)i + 1, shared_rows, deadline);
 	}
 	ch_log("writers started");

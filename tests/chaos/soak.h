@@ -23,7 +23,7 @@
 enum { PRIV_ABSENT, PRIV_PRESENT, PRIV_UNKNOWN };
 
 struct soak_actor {
-	char name[8];                /* "pg", "c1", ... */
+	char name[16];               /* "pg", "c1", ... */
 	int client;                  /* -1: Postgres */
 	sqlite3 *db;
 	PGconn *pg;

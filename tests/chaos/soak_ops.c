@@ -246,7 +246,7 @@ static void anomaly(struct soak_ctx *x, struct soak_actor *a, const char *what, 
 static void op_private(struct soak_ctx *x, struct soak_actor *a)
 {
 	int i = 1 + ch_randint(SOAK_PRIV), j = 0, ch[2], r = ch_randint(10), res;
-	char id[24], id2[24] = "", val[48], val2[48] = "", ts[40], ts2[40] = "";
+	char id[48], id2[48] = "", val[48], val2[48] = "", ts[40], ts2[40] = "";
 	snprintf(id, sizeof id, "%s:%d", a->name, i);
 	int st = a->priv[i].state;
 	if (st == PRIV_PRESENT && r >= 7) { /* a key change needs a free key */
@@ -308,7 +308,7 @@ static void op_private(struct soak_ctx *x, struct soak_actor *a)
 static void op_shared(struct soak_ctx *x, struct soak_actor *a)
 {
 	int i = 1 + ch_randint(SOAK_SHARED), j = 1 + ch_randint(SOAK_SHARED - 1), r = ch_randint(20), ch[1];
-	char id[24], id2[24], val[48], ts[40];
+	char id[48], id2[48], val[48], ts[40];
 	j += j >= i;
 	snprintf(id, sizeof id, "s:%d", i);
 	snprintf(id2, sizeof id2, "s:%d", j);
@@ -344,7 +344,7 @@ static void op_shared(struct soak_ctx *x, struct soak_actor *a)
 static void op_scratch(struct soak_ctx *x, struct soak_actor *a)
 {
 	int r = ch_randint(20), ch[1];
-	char id[24], val[48], ts[40];
+	char id[48], val[48], ts[40];
 	snprintf(id, sizeof id, "sc:%d", 1 + ch_randint(SOAK_SCRATCH));
 	struct stmt s;
 	if (r < 12) {
@@ -439,7 +439,7 @@ long soak_check_model(struct soak_ctx *x)
 		for (int a = 0; a < x->nact; a++)
 			for (int i = 1; i <= SOAK_PRIV; i++) {
 				const struct soak_actor *ac = &x->act[a];
-				char id[24];
+				char id[48];
 				snprintf(id, sizeof id, "%s:%d", ac->name, i);
 				const char *got = find_row(&rs, id);
 				int st = ac->priv[i].state;
