@@ -139,6 +139,7 @@ struct pgsb {
 	int exit_code;
 	int64_t last_heartbeat_us;
 	char conninfo_masked[512];
+	PGconn *exact_conn;       /* pull: reads back NaN / Infinity by key (exact.c) */
 };
 
 /* time.c-like helpers (bridge.c) */

@@ -11,6 +11,7 @@
 #include <cJSON.h>
 
 #include "br.h"
+#include "exact.h"
 #include "log.h"
 
 int64_t br_now_us(void)
@@ -98,6 +99,7 @@ void pgsb_free(struct pgsb *b)
 		repl_close(b);
 	push_close(b);
 	push_free(b);
+	exact_close(&b->exact_conn);
 	for (size_t i = 0; i < b->ntables; i++) {
 		free(b->tables[i].schema);
 		free(b->tables[i].name);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "br.h"
+#include "exact.h"
 #include "log.h"
 
 #define BATCH_MAX_ROWS 100000   /* commit at the next transaction boundary past this */
@@ -266,6 +267,9 @@ static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, si
 		return -1;
 	bool apply;
 	if (remote_change_applies(b, t, rec, &apply, err, cap))
+		return -1;
+	/* NaN and +-Infinity arrive as null: read them back by key. */
+	if (apply && exact_fill_nulls(b, &b->exact_conn, rec, err, cap))
 		return -1;
 	if (apply && sl_apply(b->db, rec, &e)) {
 		if (unappliable(e.code))

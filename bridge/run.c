@@ -59,12 +59,20 @@ static int resync(struct pgsb *b, const char *why)
 	snprintf(msg, sizeof msg, "%s; resynchronising from a new slot", why);
 	log_error("%s", msg);
 	ev_emit_error(b, msg, true);
-	if (snap_init(b, true, err, sizeof err)) {
+	/* The copy resolves the tables again: the push thread, which reads
+	 * them, stops for it and starts again after. */
+	bool worker = b->push.worker != NULL;
+	push_worker_stop(b);
+	int rc = snap_init(b, true, err, sizeof err);
+	if (rc) {
 		log_error("resynchronisation failed: %s", err);
 		ev_emit_error(b, err, true);
+	}
+	if (worker && push_worker_start(b, err, sizeof err)) {
+		log_error("%s", err);
 		return -1;
 	}
-	return 0;
+	return rc;
 }
 
 static void try_connect(struct pgsb *b)
