@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../support/it.h"
@@ -237,4 +238,38 @@ Test(lossless, concurrent_pushes_to_the_same_rows_never_mark_unpushed_changes)
 	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v, who FROM t ORDER BY id"), pg);
 	cr_assert_str_eq(it_sqlite_rows(&c2, "SELECT id, v, who FROM t ORDER BY id"), pg);
 	cr_assert_eq(it_count(it_bridge_stderr(&env), "marked now"), 0, "%s", it_bridge_stderr(&env));
+}
+
+/* A row locked in Postgres for long holds only the push: the stream goes
+ * on, SIGTERM stops the bridge within 5 s, and the change is pushed once
+ * the lock is gone. */
+Test(lossless, a_locked_row_in_postgres_delays_only_the_push)
+{
+	it_setup(&env, "lockedrow");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "CREATE TABLE r (id int PRIMARY KEY)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'pg')");
+	it_write_conf(&env, "realtime", NULL);
+	pid_t pid = it_run_online(&env);
+	PGconn *locker = PQconnectdb(env.conninfo);
+	cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+	PQclear(PQexec(locker, "BEGIN"));
+	PQclear(PQexec(locker, "SELECT * FROM t WHERE id = 1 FOR UPDATE"));
+	it_sqlite_exec(&env, "UPDATE t SET v = 'local' WHERE id = 1");
+	it_sleep_ms(300);
+	for (int i = 1; i <= 5; i++) {
+		it_sql(&env, "INSERT INTO r VALUES (%d)", i);
+		cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM r", i, 3000),
+		          "the pull stalled behind the push: %s", it_bridge_stderr(&env));
+	}
+	int64_t t0 = (int64_t)time(NULL);
+	kill(pid, SIGTERM);
+	cr_assert_eq(it_bridge_wait(pid, 5000), 0, "no graceful stop within 5 s: %s", it_bridge_stderr(&env));
+	cr_assert_leq((int64_t)time(NULL) - t0, 5);
+	PQclear(PQexec(locker, "ROLLBACK"));
+	PQfinish(locker);
+	cr_assert_str_eq(it_sql_value(&env, "SELECT v FROM t WHERE id = 1"), "pg");
+	pid = it_run_online(&env);
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t WHERE v = 'local'", 1, 15000), "%s", it_bridge_stderr(&env));
+	it_stop(&env, pid);
 }
