@@ -134,6 +134,24 @@ void ch_bridges_wait_online(struct ch_client *cl, int n, int timeout_ms);
 /* Faults; each returns 1 when it hit something. */
 int ch_fault_walsender(struct ch_env *e);
 int ch_fault_push_backend(struct ch_env *e);
+enum { CH_F_KILL9, CH_F_PG_RESTART, CH_F_WALSENDER, CH_F_PUSH, CH_F_KINDS };
+/* One fault of a kind: kill -9 of a random running bridge (restarted after
+ * up to 1.5 s; for a manual client, its `sync` killed mid-way), a Postgres
+ * restart (one in three -m immediate, counted in *immediate), a walsender
+ * or a bridge backend terminated.  1 when it hit something; 0 when there
+ * was nothing to hit (the caller may try again a moment later). */
+int ch_fault(struct ch_env *e, struct ch_client *cl, int n, int kind, int *immediate);
+/* A seeded plan of faults over `seconds`: counts[kind] of each, at times
+ * spread over 3%..90% of it, sorted.  Returns how many (at most cap). */
+struct ch_plan {
+	double at;
+	int kind;
+};
+int ch_plan_make(struct ch_plan *plan, int cap, const int *counts, double seconds);
+/* Fires the plan's due faults (a miss is retried for up to 5 s); done[kind]
+ * counts the hits.  *p is the next entry. */
+void ch_plan_fire(struct ch_env *e, struct ch_client *cl, int n, const struct ch_plan *plan, int nplan,
+                  int *p, double elapsed, int *done, int *immediate);
 
 /* ---- ch_check.c: settle, invariants, report ---- */
 struct ch_result {

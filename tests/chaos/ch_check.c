@@ -82,7 +82,8 @@ static void fingerprint(struct ch_env *e, PGconn *pg, struct ch_client *cl, int 
 	}
 	for (int i = 0; i < n && o < cap; i++) {
 		long p = ch_sqlite_long(cl[i].sqlite, "SELECT count(*) FROM _pgsqlite_changes", -1);
-		if (cl[i].runs)
+		/* on-reconnect and manual bridges push only on their occasions */
+		if (cl[i].runs && strcmp(cl[i].mode, "on-reconnect") != 0)
 			*pending += p > 0 ? p : 0;
 		o += (size_t)snprintf(buf + o, cap - o, "p%ld/", p);
 	}

@@ -461,8 +461,6 @@ static int terminate_one(struct ch_env *e, const char *sql, const char *what)
 		snprintf(q, sizeof q, "SELECT pg_terminate_backend(%s)", PQgetvalue(r, pick, 0));
 		ch_pg_exec(a, q, NULL, 0);
 		ch_log("fault: %s killed (%s)", what, who);
-	} else {
-		ch_log("fault: no %s to kill", what);
 	}
 	PQclear(r);
 	return pick >= 0;
@@ -495,4 +493,73 @@ int ch_fault_push_backend(struct ch_env *e)
 	         "FROM pg_stat_activity WHERE datname = '%s' AND backend_type = 'client backend' "
 	         "AND application_name LIKE 'pgsqlite-bridge %%' ORDER BY application_name, pid", e->db);
 	return terminate_one(e, sql, "bridge backend");
+}
+
+int ch_fault(struct ch_env *e, struct ch_client *cl, int n, int kind, int *immediate)
+{
+	if (kind == CH_F_KILL9) {
+		int v = ch_randint(n);
+		for (int t = 0; t < n && cl[v].runs && cl[v].pid <= 0; t++)
+			v = (v + 1) % n;
+		struct ch_client *c = &cl[v];
+		if (!c->runs) { /* a manual client: its sync dies mid-way */
+			int after = 50 + ch_randint(600);
+			int rc = ch_bridge_cmd(e, c, "sync", NULL, 0, after);
+			ch_log("fault: %s's sync killed after %d ms%s", c->name, after, rc == -1 ? "" : " (it had finished)");
+			c->kills9 += rc == -1;
+			return rc == -1;
+		}
+		if (c->pid <= 0)
+			return 0;
+		double delay = (double)ch_randint(1500) / 1000.0;
+		ch_log("fault: kill -9 %s (pid %d), restart in %.1fs", c->name, (int)c->pid, delay);
+		ch_bridge_kill9(c, delay);
+		return 1;
+	}
+	if (kind == CH_F_PG_RESTART) {
+		int imm = ch_randint(3) == 0;
+		ch_log("fault: Postgres restart -m %s", imm ? "immediate" : "fast");
+		if (ch_pg_restart(e, imm) == 0) {
+			*immediate += imm;
+			return 1;
+		}
+		ch_log("the restart failed");
+		ch_pg_ensure_up(e);
+		return 0;
+	}
+	return kind == CH_F_WALSENDER ? ch_fault_walsender(e) : ch_fault_push_backend(e);
+}
+
+static int by_time(const void *a, const void *b)
+{
+	double x = ((const struct ch_plan *)a)->at, y = ((const struct ch_plan *)b)->at;
+	return x < y ? -1 : x > y;
+}
+
+int ch_plan_make(struct ch_plan *plan, int cap, const int *counts, double seconds)
+{
+	int k = 0;
+	for (int kind = 0; kind < CH_F_KINDS; kind++)
+		for (int j = 0; j < counts[kind] && k < cap; j++, k++) {
+			plan[k].kind = kind;
+			plan[k].at = seconds * (0.03 + 0.87 * (double)(ch_rand() % 1000000) / 1e6);
+		}
+	qsort(plan, (size_t)k, sizeof *plan, by_time);
+	return k;
+}
+
+void ch_plan_fire(struct ch_env *e, struct ch_client *cl, int n, const struct ch_plan *plan, int nplan,
+                  int *p, double elapsed, int *done, int *immediate)
+{
+	static const char *const names[] = {"bridge to kill -9", "server restart", "walsender", "bridge backend"};
+	while (*p < nplan && elapsed >= plan[*p].at) {
+		int kind = plan[*p].kind;
+		int hit = ch_fault(e, cl, n, kind, immediate);
+		if (!hit && kind != CH_F_PG_RESTART && elapsed < plan[*p].at + 5)
+			return; /* nothing to hit yet: again on the next pass */
+		if (!hit)
+			ch_log("fault: no %s found within 5 s: skipped", names[kind]);
+		done[kind] += hit;
+		(*p)++;
+	}
 }

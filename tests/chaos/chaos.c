@@ -374,15 +374,6 @@ static int setup_schema(struct ch_env *e, int shared_rows, struct ch_set *tuples
 	return 0;
 }
 
-struct plan { double at; int kind; };
-enum { F_KILL9, F_PG_RESTART, F_WALSENDER, F_PUSH };
-
-static int by_time(const void *a, const void *b)
-{
-	double x = ((const struct plan *)a)->at, y = ((const struct plan *)b)->at;
-	return x < y ? -1 : x > y;
-}
-
 int main(void)
 {
 	ch_set_prog("chaos");
@@ -442,14 +433,9 @@ int main(void)
 	ch_bridges_wait_online(cl, nclients, 30000);
 
 	/* the fault plan */
-	int nplan = counts[0] + counts[1] + counts[2] + counts[3];
-	struct plan *plan = calloc((size_t)nplan + 1, sizeof *plan);
-	for (int kind = 0, p = 0; kind < 4; kind++)
-		for (int j = 0; j < counts[kind]; j++, p++) {
-			plan[p].kind = kind;
-			plan[p].at = seconds * (0.03 + 0.87 * (double)(ch_rand() % 1000000) / 1e6);
-		}
-	qsort(plan, (size_t)nplan, sizeof *plan, by_time);
+	int total = counts[0] + counts[1] + counts[2] + counts[3];
+	struct ch_plan *plan = calloc((size_t)total + 1, sizeof *plan);
+	int nplan = ch_plan_make(plan, total, counts, seconds);
 
 	struct writer wr[MAX_WRITERS];
 	int nw = 0;
@@ -466,36 +452,7 @@ int main(void)
 	ch_log("writers started");
 	int done[4] = {0}, immediate = 0;
 	for (int p = 0; p < nplan || ch_now() < deadline;) {
-		if (p < nplan && ch_now() - t_start >= plan[p].at) {
-			int kind = plan[p++].kind;
-			if (kind == F_KILL9) {
-				int v = ch_randint(nclients);
-				double delay = (double)ch_randint(1500) / 1000.0;
-				for (int t = 0; t < nclients && cl[v].pid <= 0; t++)
-					v = (v + 1) % nclients;
-				if (cl[v].pid > 0) {
-					ch_log("fault: kill -9 %s (pid %d), restart in %.1fs", cl[v].name, (int)cl[v].pid, delay);
-					ch_bridge_kill9(&cl[v], delay);
-					done[kind]++;
-				} else {
-					ch_log("fault: kill -9: no bridge is running");
-				}
-			} else if (kind == F_PG_RESTART) {
-				int imm = ch_randint(3) == 0;
-				ch_log("fault: Postgres restart -m %s", imm ? "immediate" : "fast");
-				if (ch_pg_restart(&env, imm) == 0) {
-					done[kind]++;
-					immediate += imm;
-				} else {
-					ch_log("restart failed");
-					ch_pg_ensure_up(&env);
-				}
-			} else if (kind == F_WALSENDER) {
-				done[kind] += ch_fault_walsender(&env);
-			} else {
-				done[kind] += ch_fault_push_backend(&env);
-			}
-		}
+		ch_plan_fire(&env, cl, nclients, plan, nplan, &p, ch_now() - t_start, done, &immediate);
 		ch_bridges_poll(&env, cl, nclients);
 		if (p >= nplan && ch_now() >= deadline)
 			break;

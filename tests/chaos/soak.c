@@ -14,7 +14,8 @@
  * anomalies; exit 1 when any is non-zero.  Knobs: SEED, SOAK_CASES,
  * SOAK_CASE_SECONDS, SOAK_CLIENTS, SOAK_KILLS, SOAK_PG_RESTARTS,
  * SOAK_WALSENDER_KILLS, SOAK_PUSH_KILLS, SOAK_PAUSE_MS, KEEP, and the
- * CHAOS_* settle knobs (ch_check.c). */
+ * CHAOS_* settle knobs (ch_check.c).  `soak --short` is the fixed-seed run
+ * of `make test`: 3 cases of 15 s (9 clients: every mode and strategy). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,19 +29,6 @@ static const char *const modes[5] = {"realtime", "auto", "periodic", "on-reconne
 static const char *const strategies[5] = {"last-write-wins", "local-wins", "remote-wins", "merge", "keep-both"};
 static const char *const tables =
 	"[table public.ledger]\n[table public.items]\n[table public.scratch]\n";
-
-enum { F_KILL9, F_PG_RESTART, F_WALSENDER, F_PUSH, F_KINDS };
-
-struct plan {
-	double at;
-	int kind;
-};
-
-static int by_time(const void *a, const void *b)
-{
-	double x = ((const struct plan *)a)->at, y = ((const struct plan *)b)->at;
-	return x < y ? -1 : x > y;
-}
 
 /* The (mode, strategy) pairs in the order clients take them. */
 static void make_pairs(int *pair)
@@ -59,36 +47,6 @@ static void make_pairs(int *pair)
 		int j = 5 + ch_randint(i - 4), t = pair[i];
 		pair[i] = pair[j];
 		pair[j] = t;
-	}
-}
-
-static void fire(struct ch_env *e, struct ch_client *cl, int n, int kind, int *done)
-{
-	if (kind == F_KILL9) {
-		struct ch_client *c = &cl[ch_randint(n)];
-		if (!c->runs) { /* a manual client: its sync dies mid-way */
-			int after = 50 + ch_randint(600);
-			int rc = ch_bridge_cmd(e, c, "sync", NULL, 0, after);
-			ch_log("fault: %s's sync killed after %d ms%s", c->name, after, rc == -1 ? "" : " (it had finished)");
-			c->kills9 += rc == -1;
-			done[kind] += rc == -1;
-		} else if (c->pid > 0) {
-			double delay = (double)ch_randint(1500) / 1000.0;
-			ch_log("fault: kill -9 %s (pid %d), restart in %.1fs", c->name, (int)c->pid, delay);
-			ch_bridge_kill9(c, delay);
-			done[kind]++;
-		}
-	} else if (kind == F_PG_RESTART) {
-		int imm = ch_randint(3) == 0;
-		ch_log("fault: Postgres restart -m %s", imm ? "immediate" : "fast");
-		if (ch_pg_restart(e, imm) == 0)
-			done[kind]++;
-		else
-			ch_pg_ensure_up(e);
-	} else if (kind == F_WALSENDER) {
-		done[kind] += ch_fault_walsender(e);
-	} else {
-		done[kind] += ch_fault_push_backend(e);
 	}
 }
 
@@ -118,14 +76,9 @@ static int setup_clients(struct ch_env *e, struct ch_client *cl, int n, const in
 static void drive(struct soak_ctx *x, double seconds, const int *counts, int *done)
 {
 	struct ch_env *e = x->env;
-	int n = x->n, nplan = 0;
-	struct plan plan[256];
-	for (int kind = 0; kind < F_KINDS; kind++)
-		for (int j = 0; j < counts[kind] && nplan < 256; j++, nplan++) {
-			plan[nplan].kind = kind;
-			plan[nplan].at = seconds * (0.05 + 0.85 * (double)(ch_rand() % 1000000) / 1e6);
-		}
-	qsort(plan, (size_t)nplan, sizeof *plan, by_time);
+	int n = x->n, immediate = 0;
+	struct ch_plan plan[256];
+	int nplan = ch_plan_make(plan, 256, counts, seconds);
 	double t0 = ch_now(), next_sync[CH_MAX_CLIENTS], next_usr1 = t0 + 2 + ch_randint(3000) / 1000.0;
 	for (int j = 0; j < n; j++)
 		next_sync[j] = t0 + 1 + ch_randint(3000) / 1000.0;
@@ -133,8 +86,7 @@ static void drive(struct soak_ctx *x, double seconds, const int *counts, int *do
 	int p = 0;
 	while (ch_now() - t0 < seconds) {
 		soak_op(x);
-		while (p < nplan && ch_now() - t0 >= plan[p].at)
-			fire(e, x->cl, n, plan[p++].kind, done);
+		ch_plan_fire(e, x->cl, n, plan, nplan, &p, ch_now() - t0, done, &immediate);
 		for (int j = 0; j < n; j++)
 			if (!x->cl[j].runs && ch_now() >= next_sync[j]) {
 				int rc = ch_bridge_cmd(e, &x->cl[j], "sync", NULL, 0, 60000);
@@ -151,8 +103,8 @@ static void drive(struct soak_ctx *x, double seconds, const int *counts, int *do
 		ch_bridges_poll(e, x->cl, n);
 		ch_sleep_ms(ch_randint((int)pause * 2 + 1));
 	}
-	while (p < nplan) /* the rest, so every case gets its faults */
-		fire(e, x->cl, n, plan[p++].kind, done);
+	/* the rest, so every case gets its faults */
+	ch_plan_fire(e, x->cl, n, plan, nplan, &p, 1e9, done, &immediate);
 }
 
 static void add(struct ch_result *t, const struct ch_result *r)
@@ -174,7 +126,7 @@ static int run_case(struct ch_env *e, int k, int n, const int *pair, uint64_t se
 	static char prog[32];
 	struct ch_client cl[CH_MAX_CLIENTS];
 	struct ch_result res = {0};
-	int done[F_KINDS] = {0};
+	int done[CH_F_KINDS] = {0};
 	snprintf(prog, sizeof prog, "soak[%d]", k + 1);
 	ch_set_prog(prog);
 	snprintf(e->tables, sizeof e->tables, "ledger,items,scratch");
@@ -189,6 +141,7 @@ static int run_case(struct ch_env *e, int k, int n, const int *pair, uint64_t se
 		ch_env_drop_db(e, cl, n, true);
 		return 3;
 	}
+	ch_log("operations are logged in %s/ops.log", e->casedir);
 	drive(&x, seconds, counts, done);
 	soak_close(&x);
 	ch_log("%ld operations (%ld ledger ids; %ld busy, %ld unique violations, %ld failed, %ld ambiguous); "
@@ -196,7 +149,7 @@ static int run_case(struct ch_env *e, int k, int n, const int *pair, uint64_t se
 	       x.ops, (long)x.committed.n, x.busy, x.unique, x.failed, x.ambiguous, x.by_kind[1], x.by_kind[2],
 	       x.by_kind[3], x.by_kind[4], x.by_kind[5]);
 	ch_log("faults: %d kill -9, %d Postgres restarts, %d walsender kills, %d backend kills; settling",
-	       done[F_KILL9], done[F_PG_RESTART], done[F_WALSENDER], done[F_PUSH]);
+	       done[CH_F_KILL9], done[CH_F_PG_RESTART], done[CH_F_WALSENDER], done[CH_F_PUSH]);
 	bool merge = false;
 	for (int j = 0; j < n; j++)
 		merge |= strcmp(cl[j].strategy, "merge") == 0;
@@ -214,7 +167,8 @@ static int run_case(struct ch_env *e, int k, int n, const int *pair, uint64_t se
 	printf("%s: result clients", prog);
 	for (int j = 0; j < n; j++)
 		printf(" %s=%s/%s", cl[j].name, cl[j].mode, cl[j].strategy);
-	printf("\n");
+	printf("\n%s: result app_busy=%ld (operations that found the file locked past busy_timeout 5 s)\n", prog,
+	       x.busy);
 	int rc = ch_report(cl, n, &res, seed);
 	add(tot, &res);
 	ch_env_drop_db(e, cl, n, rc != 0 || e->keep);
@@ -224,18 +178,28 @@ static int run_case(struct ch_env *e, int k, int n, const int *pair, uint64_t se
 	return rc;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* --short: the fixed-seed run of `make test` (about a minute and a
+	 * half); the environment still overrides each figure */
+	bool brief = argc > 1 && strcmp(argv[1], "--short") == 0;
+	if (argc > 1 && !brief) {
+		fprintf(stderr, "usage: soak [--short]\n");
+		return 2;
+	}
 	ch_set_prog("soak");
-	uint64_t seed = (uint64_t)ch_env_long("SEED", 0);
+	if (brief)
+		setenv("CHAOS_QUIET_SECONDS", "30", 0);
+	uint64_t seed = (uint64_t)ch_env_long("SEED", brief ? 20261128 : 0);
 	if (!seed)
 		seed = ((uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid()) % 1000000000u + 1;
 	printf("soak: seed=%llu (replay with SEED=%llu)\n", (unsigned long long)seed, (unsigned long long)seed);
 	ch_seed(seed);
-	int ncases = (int)ch_env_long("SOAK_CASES", 9), n = (int)ch_env_long("SOAK_CLIENTS", 3);
-	double seconds = (double)ch_env_long("SOAK_CASE_SECONDS", 40);
-	int counts[F_KINDS] = {(int)ch_env_long("SOAK_KILLS", 4), (int)ch_env_long("SOAK_PG_RESTARTS", 1),
-	                       (int)ch_env_long("SOAK_WALSENDER_KILLS", 2), (int)ch_env_long("SOAK_PUSH_KILLS", 2)};
+	int ncases = (int)ch_env_long("SOAK_CASES", brief ? 3 : 9), n = (int)ch_env_long("SOAK_CLIENTS", 3);
+	double seconds = (double)ch_env_long("SOAK_CASE_SECONDS", brief ? 15 : 40);
+	int counts[CH_F_KINDS] = {(int)ch_env_long("SOAK_KILLS", brief ? 2 : 4), (int)ch_env_long("SOAK_PG_RESTARTS", 1),
+	                          (int)ch_env_long("SOAK_WALSENDER_KILLS", brief ? 1 : 2),
+	                          (int)ch_env_long("SOAK_PUSH_KILLS", brief ? 1 : 2)};
 	if (n < 1 || n > CH_MAX_CLIENTS || ncases < 1 || ncases > 100) {
 		fprintf(stderr, "soak: SOAK_CLIENTS 1..%d, SOAK_CASES 1..100\n", CH_MAX_CLIENTS);
 		return 3;
@@ -250,7 +214,7 @@ int main(void)
 	if (ch_env_setup(&env, "soak"))
 		return 3;
 	if (!env.can_restart)
-		counts[F_PG_RESTART] = 0;
+		counts[CH_F_PG_RESTART] = 0;
 	int failed = 0, broken = 0;
 	char base[64];
 	snprintf(base, sizeof base, "%s", env.db);

@@ -13,6 +13,8 @@
 #ifndef PGSB_SOAK_H
 #define PGSB_SOAK_H
 
+#include <stdio.h>
+
 #include "ch.h"
 
 #define SOAK_SHARED 8            /* s:1 .. s:8 */
@@ -45,6 +47,7 @@ struct soak_ctx {
 	struct ch_set written;       /* "items|id|owner|val|ts", "scratch|id|val" */
 	struct ch_set cols;          /* column-wise: "v|val", "o|owner", "t|ts" */
 	long ops, failed, busy, unique, ambiguous, anomalies;
+	FILE *trace;                 /* every operation and its outcome (ops.log) */
 	long by_kind[8];
 };
 

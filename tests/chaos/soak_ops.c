@@ -76,6 +76,9 @@ int soak_open(struct soak_ctx *x)
 	ch_set_init(&x->committed);
 	ch_set_init(&x->written);
 	ch_set_init(&x->cols);
+	char path[600];
+	snprintf(path, sizeof path, "%.500s/ops.log", x->env->casedir);
+	x->trace = fopen(path, "w");
 	return 0;
 }
 
@@ -87,6 +90,9 @@ void soak_close(struct soak_ctx *x)
 		x->act[i].db = NULL;
 		x->act[i].pg = NULL;
 	}
+	if (x->trace)
+		fclose(x->trace);
+	x->trace = NULL;
 }
 
 static void note_error(struct soak_ctx *x, struct soak_actor *a, const char *msg)
@@ -181,6 +187,14 @@ static int run(struct soak_ctx *x, struct soak_actor *a, const struct stmt *s, i
 {
 	memset(changes, 0, sizeof(int) * (size_t)ns);
 	int res = a->client < 0 ? run_pg(x, a, s, ns, changes) : run_sqlite(x, a, s, ns, changes);
+	static const char *const names[] = {"ok", "unique", "busy", "failed", "ambiguous"};
+	for (int i = 0; x->trace && i < ns; i++) {
+		fprintf(x->trace, "%.3f %s %.*s |", ch_now(), a->name, (int)strcspn(s[i].sql, "("), s[i].sql);
+		for (int k = 0; k < s[i].np; k++)
+			fprintf(x->trace, " %s", s[i].p[k]);
+		fprintf(x->trace, " | changes %d%s%s\n", changes[i], i == ns - 1 ? " -> " : "",
+		        i == ns - 1 ? names[res] : "");
+	}
 	x->ops++;
 	x->busy += res == R_BUSY;
 	x->unique += res == R_UNIQUE;
