@@ -262,7 +262,8 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 	}
 	if (bt.nch == 0)
 		return 0;
-	if (push__fold(b, &bt) == 0 && pipeline_batch(b, &bt, err, cap) == 0 &&
+	if (push__fold(b, &bt) == 0 && refresh_columns(b, &bt, err, cap) == 0 &&
+	    pipeline_batch(b, &bt, err, cap) == 0 &&
 	    push__resolve_conflicts(b, &bt, err, cap) == 0 && commit_and_mark(b, &bt, err, cap) == 0) {
 		log_debug("push batch of %zu changes in %lld us", bt.nch, (long long)(br_now_us() - started));
 		emit_batch_events(b, &bt, started);
@@ -292,17 +293,85 @@ static bool server_computes(struct pgsb *b, const struct br_table *t)
 	return yes;
 }
 
+/* The table's Postgres columns, read again (the push thread owns them). */
+static int load_table_columns(struct pgsb *b, struct br_table *t, char *err, size_t cap)
+{
+	struct sl_column *cols;
+	size_t n;
+
+	if (pgc_table_columns(b->push.conn, t, &cols, &n, err, cap))
+		return -1;
+	pgc_free_columns(t->pgcols, t->npgcols);
+	t->pgcols = cols;
+	t->npgcols = n;
+	t->server_computes = server_computes(b, t);
+	return 0;
+}
+
 static int load_columns(struct pgsb *b, char *err, size_t cap)
 {
 	for (size_t i = 0; i < b->ntables; i++) {
 		struct br_table *t = &b->tables[i];
-		if (t->pgcols || t->direction == CFG_DIRECTION_PULL)
-			continue;
-		if (pgc_table_columns(b->push.conn, t, &t->pgcols, &t->npgcols, err, cap))
+		if (!t->pgcols && t->direction != CFG_DIRECTION_PULL && load_table_columns(b, t, err, cap))
 			return -1;
-		t->server_computes = server_computes(b, t);
 	}
 	return 0;
+}
+
+/* Forgets every table's column list: the next connection reads them again. */
+static void forget_columns(struct pgsb *b)
+{
+	for (size_t i = 0; i < b->ntables; i++) {
+		struct br_table *t = &b->tables[i];
+		pgc_free_columns(t->pgcols, t->npgcols);
+		t->pgcols = NULL;
+		t->npgcols = 0;
+	}
+}
+
+/* Does the entry's newest image name a column the cached list lacks?
+ * Fields come in column order, so position i is tried first. */
+static bool image_has_unknown(struct pgsb *b, const struct entry *e)
+{
+	const struct br_table *t = e->t;
+	struct dec_field *f;
+	size_t n;
+
+	if (push__parse_image(&b->push.key_dec, e->final ? e->final : e->base, &f, &n))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		const char *at = i < t->npgcols ? t->pgcols[i].name : NULL;
+		bool here = at && strlen(at) == f[i].name.len && memcmp(at, f[i].name.p, f[i].name.len) == 0;
+		if (!here && !push__pgcol(t, f[i].name.p, f[i].name.len))
+			return true;
+	}
+	return false;
+}
+
+/* A column added in Postgres since the list was read is in the images
+ * once SQLite has it: the table's list is read again (once a batch), and
+ * its stage table, shaped like the old one, dropped.  A local column
+ * Postgres does not have stays out of the statements. */
+static int refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t cap)
+{
+	bool *done = calloc(b->ntables ? b->ntables : 1, sizeof *done);
+	char sql[128];
+	int rc = done ? 0 : -1;
+
+	for (size_t i = 0; rc == 0 && i < bt->ne; i++) {
+		struct br_table *t = (struct br_table *)bt->e[i].t;
+		size_t k = (size_t)(t - b->tables);
+		if (done[k] || !image_has_unknown(b, &bt->e[i]))
+			continue;
+		done[k] = true;
+		rc = load_table_columns(b, t, err, cap);
+		snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS pg_temp.pgsb_stage_%zu", k);
+		if (rc == 0 && t->stage_ready)
+			rc = pgc_exec_ok(b->push.conn, sql, err, cap);
+		t->stage_ready = false;
+	}
+	free(done);
+	return rc;
 }
 
 static int push_connect(struct pgsb *b, char *err, size_t cap)
@@ -385,6 +454,12 @@ static bool rejected_by_data(const struct pgsb *b)
 	return strncmp(b->push.sqlstate, "22", 2) == 0 || strncmp(b->push.sqlstate, "23", 2) == 0;
 }
 
+/* 42703 undefined_column: a column of the cached list is gone. */
+static bool columns_stale(const struct pgsb *b)
+{
+	return strcmp(b->push.sqlstate, "42703") == 0;
+}
+
 /* A batch failed on a data or integrity error: push its changes one at a
  * time to find the one Postgres rejects, set that one aside, go on. */
 static int isolate_rejected(struct pgsb *b, char *err, size_t cap)
@@ -418,6 +493,13 @@ int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap)
 		return -1;
 	for (size_t i = 0; i < max_batches; i++) {
 		int rc = push_batch(b, err, cap);
+		if (rc < 0 && columns_stale(b)) {
+			/* A column gone from Postgres: read the lists again, retry once. */
+			log_info("push: %s; reading the tables' columns again", err);
+			push_close(b);
+			forget_columns(b);
+			rc = push_connect(b, err, cap) ? -1 : push_batch(b, err, cap);
+		}
 		if (rc < 0) {
 			push_close(b); /* the next attempt reconnects and reconciles */
 			if (!rejected_by_data(b) || isolate_rejected(b, err, cap) < 0)
@@ -451,8 +533,9 @@ int push_ensure_schema(struct pgsb *b, char *err, size_t cap)
 }
 
 /* 1 when our own push of this row committed after the remote transaction
- * (end LSN xact_end): Postgres already holds the newer version, so the
- * remote change must not overwrite it in SQLite. */
+ * (end LSN xact_end), or is that transaction (our own push coming back
+ * when the slot does not filter it): SQLite already holds that version or
+ * a newer one, so the remote change must not overwrite it. */
 int push_remote_is_stale(struct pgsb *b, const char *local_table, const char *key_json,
                          uint64_t xact_end)
 {
@@ -468,7 +551,7 @@ int push_remote_is_stale(struct pgsb *b, const char *local_table, const char *ke
 	sqlite3_bind_text(st, 1, local_table, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key_json, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) == SQLITE_ROW)
-		stale = (uint64_t)sqlite3_column_int64(st, 0) > xact_end;
+		stale = (uint64_t)sqlite3_column_int64(st, 0) >= xact_end; /* == : our own push */
 	sqlite3_finalize(st);
 	return stale;
 }

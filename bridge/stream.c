@@ -114,6 +114,40 @@ static void origin_id(struct pgsb *b, char *buf, size_t cap)
 	free(lit);
 }
 
+/* Can Postgres change a synced table as a side effect of our push (a
+ * user trigger on a synced table, or a cascading foreign key into one)?
+ * Then our own transactions must come back through the stream, so those
+ * side effects reach this client; the rows the push itself wrote are
+ * skipped there (_pgsqlite_pushed holds them at our commit's LSN).
+ * Otherwise the slot filters our origin and nothing of ours comes back. */
+static bool push_has_side_effects(struct pgsb *b)
+{
+	char *list = NULL, *sql = NULL;
+	size_t len = 0;
+	FILE *m = open_memstream(&list, &len);
+	bool yes = false;
+
+	for (size_t i = 0; m && i < b->ntables; i++) {
+		char *lit = pgc_quote_literal(b->tables[i].qualified);
+		fprintf(m, "%s%s::regclass", i ? ", " : "", lit ? lit : "NULL");
+		free(lit);
+	}
+	if (m)
+		fclose(m);
+	if (list && b->ntables && asprintf(&sql,
+		"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid IN (%s) AND NOT tgisinternal) "
+		"OR EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND conrelid IN (%s) AND "
+		"(confdeltype IN ('c', 'n', 'd') OR confupdtype IN ('c', 'n', 'd')))", list, list) >= 0) {
+		PGresult *r = PQexec(b->repl.conn, sql);
+		yes = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+		      strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+		PQclear(r);
+	}
+	free(sql);
+	free(list);
+	return yes;
+}
+
 /* START_REPLICATION with our wal2json options; the command is built with
  * quoted identifiers and escaped literals (the replication protocol only
  * takes simple queries, so there are no bound parameters here). */
@@ -127,7 +161,7 @@ static char *start_command(struct pgsb *b)
 	pgc_quote_ident(b->cfg->slot, slot, sizeof slot);
 	dec_format_lsn(b->repl.ack_lsn, lsn, sizeof lsn);
 	origin_id(b, origin, sizeof origin);
-	if (origin[0])
+	if (origin[0] && !push_has_side_effects(b))
 		snprintf(filter, sizeof filter, ", \"filter-origins\" '%s'", origin);
 	if (lit && asprintf(&cmd,
 		"START_REPLICATION SLOT %s LOGICAL %s (\"format-version\" '2', "

@@ -273,3 +273,29 @@ Test(lossless, a_locked_row_in_postgres_delays_only_the_push)
 	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t WHERE v = 'local'", 1, 15000), "%s", it_bridge_stderr(&env));
 	it_stop(&env, pid);
 }
+
+/* A Postgres trigger fired by our push writes another synced table: that
+ * row reaches the pushing client too, and our own rows do not come back
+ * as new changes. */
+Test(lossless, rows_a_postgres_trigger_writes_during_our_push_reach_us)
+{
+	it_setup(&env, "sideeffect");
+	it_sql(&env, "CREATE TABLE orders (id int PRIMARY KEY, qty int)");
+	it_sql(&env, "CREATE TABLE audit (id int PRIMARY KEY, note text)");
+	it_sql(&env, "CREATE FUNCTION log_order() RETURNS trigger LANGUAGE plpgsql AS "
+	             "$$ BEGIN INSERT INTO audit VALUES (NEW.id, 'ordered ' || NEW.qty) "
+	             "ON CONFLICT (id) DO UPDATE SET note = excluded.note; RETURN NEW; END $$");
+	it_sql(&env, "CREATE TRIGGER log_order AFTER INSERT OR UPDATE ON orders FOR EACH ROW "
+	             "EXECUTE FUNCTION log_order()");
+	it_write_conf(&env, "realtime", NULL);
+	pid_t pid = it_run_online(&env);
+	it_sqlite_exec(&env, "INSERT INTO orders VALUES (1, 5)");
+	it_sqlite_exec(&env, "UPDATE orders SET qty = 6 WHERE id = 1");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM audit WHERE note = 'ordered 6'", 1, 10000),
+	          "%s", it_sqlite_rows(&env, "SELECT * FROM audit"));
+	it_sleep_ms(500);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+	it_stop(&env, pid);
+	assert_equal_tables(&env, "id, qty", "orders");
+	assert_equal_tables(&env, "id, note", "audit");
+}
