@@ -1,4 +1,5 @@
--- schema.sql: the example's table, created in Postgres on first start.
+-- 10-schema.sql: the example's table, created in Postgres on the first start
+-- (before the bridge roles, which get privileges on every table of public).
 CREATE TABLE messages (
     id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     author text NOT NULL,
