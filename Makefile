@@ -9,6 +9,9 @@
 #   make chaos-short  the same for about a minute, a few faults of each kind
 #   make soak         the randomized model test over every mode and strategy
 #   make install      PREFIX=/usr/local DESTDIR=
+#   make compose-test the docker-compose stack, tested with a real Docker engine
+#   make examples-test the six example setups of examples/
+#   make docs         render docs/*.dot to SVG (Graphviz)
 # Switches: WERROR=0 to drop -Werror, SANITIZER=address,undefined, BUILD=dir.
 
 PREFIX     ?= /usr/local
@@ -111,6 +114,26 @@ asan: deps
 demo: deps
 	$(MAKE) all
 	BUILD=$(BUILD) tests/demo.sh
+
+# docker/docker-compose.yml as a user runs it, with a real Docker engine
+# (started and stopped here if none runs; needs root).  See the README.
+.PHONY: compose-test examples-test docs
+compose-test:
+	tests/compose-test.sh
+
+# The six setups of examples/, each asserting its data moved (make test
+# runs them too, after the integration tests).
+examples-test: deps
+	$(MAKE) all
+	BUILD=$(BUILD) tests/examples.sh
+
+# The diagrams of docs/, rendered from their Graphviz sources.
+DOCS_DOT := $(wildcard docs/*.dot)
+docs: $(DOCS_DOT:.dot=.svg)
+docs/%.svg: docs/%.dot
+	@command -v dot >/dev/null || $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y \
+		--no-install-recommends graphviz
+	dot -Tsvg $< -o $@
 
 fuzz:
 	@mkdir -p $(BUILD)/fuzz-corpus

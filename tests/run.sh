@@ -40,3 +40,7 @@ export PGSB_TEST_BIN="$BUILD/pgsqlite-bridge"
 "$BUILD/test-integ" --jobs 2 --filter '!(server/*)'
 "$BUILD/test-integ" --jobs 1 --filter 'server/*'
 sanitizer_reports
+
+# The six setups of examples/, against the same cluster.
+BUILD="$BUILD" tests/examples.sh
+sanitizer_reports
