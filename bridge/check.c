@@ -145,6 +145,31 @@ static void check_generated_key(struct check_ctx *cx, const struct br_table *t)
 	free(gen);
 }
 
+/* last-write-wins (and merge, for a column changed on both sides) compares
+ * the two versions' times: on a two-way table they come from the
+ * configured timestamp column or from Postgres commit timestamps.  With
+ * neither, the local version wins every conflict with a Postgres update. */
+static void check_remote_times(struct check_ctx *cx, const struct br_table *t,
+                               const struct sl_column *cols, size_t n)
+{
+	const char *tc = cx->b->cfg->timestamp_column;
+	bool by_time = t->conflict == CFG_CONFLICT_LAST_WRITE_WINS || t->conflict == CFG_CONFLICT_MERGE;
+
+	if (!by_time || t->direction != CFG_DIRECTION_BOTH)
+		return;
+	for (size_t i = 0; tc && *tc && i < n; i++)
+		if (strcmp(cols[i].name, tc) == 0)
+			return;
+	char *ts = query_value(cx->c, "SELECT current_setting('track_commit_timestamp')", 0, NULL);
+	if (ts && strcmp(ts, "on") != 0)
+		fprintf(cx->out, "warning: table \"%s.%s\" uses %s but has no timestamp column (%s) and "
+		        "track_commit_timestamp is off: Postgres's times are unknown and the local version "
+		        "wins; fix: ALTER SYSTEM SET track_commit_timestamp = on and restart Postgres, or "
+		        "add the timestamp column\n", t->schema, t->name, cfg_conflict_name(t->conflict),
+		        tc && *tc ? tc : "timestamp_column is not set");
+	free(ts);
+}
+
 static void check_table(struct check_ctx *cx, const struct br_table *t)
 {
 	char what[700], fix[700], err[512];
@@ -158,6 +183,7 @@ static void check_table(struct check_ctx *cx, const struct br_table *t)
 	}
 	for (size_t i = 0; i < n; i++)
 		pk += cols[i].pk_pos > 0;
+	check_remote_times(cx, t, cols, n);
 	pgc_free_columns(cols, n);
 	if (pk == 0) {
 		snprintf(what, sizeof what, "table \"%s.%s\" has no primary key (wal2json drops its "

@@ -1,0 +1,181 @@
+/* test_merge.c: the merge point's harder cases: a remote TRUNCATE against
+ * unpushed local rows, a TOASTed column a remote update leaves out against
+ * a local delete, and last-write-wins with deletes on either side (a
+ * delete is a version with a time, not an infinitely old one); and
+ * `check` warning where last-write-wins has no remote times. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../support/it.h"
+
+static struct it_env env;
+
+static void fini(void)
+{
+	it_teardown(&env);
+}
+
+TestSuite(merge, .fini = fini, .timeout = 120);
+
+static void sync_ok(void)
+{
+	char out[16384];
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+}
+
+static void replicas_equal(const char *cols)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "SELECT %s FROM t ORDER BY 1", cols);
+	cr_assert_str_eq(it_sqlite_rows(&env, sql), it_pg_rows(&env, sql));
+}
+
+static void one_conflict(const char *resolution)
+{
+	char sql[300];
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM _pgsqlite_conflicts WHERE table_name = 't' "
+	         "AND pk = '{\"id\":1}' AND resolution = '%s'", resolution);
+	cr_assert_eq(it_sqlite_int(&env, sql), 1, "%s",
+	             it_sqlite_rows(&env, "SELECT * FROM _pgsqlite_conflicts"));
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts"), 1, "%s",
+	             it_sqlite_rows(&env, "SELECT * FROM _pgsqlite_conflicts"));
+}
+
+/* ---- 12: a remote TRUNCATE and unpushed local rows ---- */
+
+Test(merge, a_remote_truncate_keeps_unpushed_local_rows)
+{
+	it_setup(&env, "mg_trunc");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'remote'), (2, 'remote')");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (3, 'local')");
+	it_sql(&env, "TRUNCATE t");
+	sync_ok();
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY 1"), "3|local\n");
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY 1"), "3|local\n");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+}
+
+/* ---- 13: an UPDATE that omits a TOASTed column, the row deleted locally ---- */
+
+static void toast_after_local_delete(const char *name, const char *strategy)
+{
+	char extra[64];
+	it_setup(&env, name);
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text, big text)");
+	/* 12,800 random hex characters: stored out of line, not compressible below 2 KB */
+	it_sql(&env, "INSERT INTO t SELECT 1, 'base', string_agg(md5(random()::text), '') "
+	             "FROM generate_series(1, 400)");
+	cr_assert_eq(it_sql_int(&env, "SELECT (pg_column_size(big) > 2100)::int FROM t"), 1);
+	snprintf(extra, sizeof extra, "conflict = %s\n", strategy);
+	it_write_conf(&env, "manual", extra);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "DELETE FROM t WHERE id = 1");
+	it_sql(&env, "UPDATE t SET a = 'remote' WHERE id = 1");
+	sync_ok();
+	cr_assert_eq(it_sqlite_int(&env, "SELECT length(big) FROM t WHERE id = 1"), 12800);
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT a FROM t"), "remote\n");
+	replicas_equal("id, a, big");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts"), 1);
+}
+
+Test(merge, remote_wins_after_a_local_delete_keeps_the_toasted_column)
+{
+	toast_after_local_delete("mg_toast_r", "remote-wins");
+}
+
+Test(merge, keep_both_after_a_local_delete_keeps_the_toasted_column)
+{
+	toast_after_local_delete("mg_toast_k", "keep-both");
+}
+
+/* ---- 17: last-write-wins with a delete on one side ---- */
+
+static void lww_setup(const char *name)
+{
+	it_setup(&env, name);
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'base'), (2, 'other')");
+	it_write_conf(&env, "manual", "conflict = last-write-wins\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+}
+
+Test(merge, last_write_wins_a_newer_remote_delete_beats_an_older_local_update)
+{
+	char out[16384];
+	lww_setup("mg_lww_del");
+	it_sqlite_exec(&env, "UPDATE t SET a = 'local' WHERE id = 1");
+	it_sleep_ms(100);
+	it_sql(&env, "DELETE FROM t WHERE id = 1");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert(strstr(out, "\"event\":\"conflict\""), "no conflict event: %s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, a FROM t ORDER BY 1"), "2|other\n");
+	replicas_equal("id, a");
+	one_conflict("remote");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+}
+
+Test(merge, last_write_wins_a_newer_local_update_beats_an_older_remote_delete)
+{
+	char out[16384];
+	lww_setup("mg_lww_upd");
+	it_sql(&env, "DELETE FROM t WHERE id = 1");
+	it_sleep_ms(100);
+	it_sqlite_exec(&env, "UPDATE t SET a = 'local' WHERE id = 1");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert(strstr(out, "\"event\":\"conflict\""), "no conflict event: %s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, a FROM t ORDER BY 1"), "1|local\n2|other\n");
+	replicas_equal("id, a");
+	one_conflict("local");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+}
+
+/* ---- 17: check warns where last-write-wins cannot see remote times ----
+ * It turns track_commit_timestamp off (a restart), so it runs with the
+ * tests that disturb the whole cluster (suite server, run alone). */
+
+static void admin_sql(const char *sql)
+{
+	char ci[200];
+	const char *port = getenv("PGSB_TEST_PGPORT");
+	snprintf(ci, sizeof ci, "host=127.0.0.1 port=%s user=postgres dbname=postgres", port ? port : "5432");
+	PGconn *c = PQconnectdb(ci);
+	PGresult *r = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+	PQclear(r);
+	PQfinish(c);
+}
+
+static void restore_commit_timestamps(void)
+{
+	it_teardown(&env);
+	admin_sql("ALTER SYSTEM RESET track_commit_timestamp");
+	it_pg_restart();
+}
+
+Test(server, check_warns_where_last_write_wins_has_no_remote_times,
+     .fini = restore_commit_timestamps, .timeout = 120)
+{
+	char out[8192];
+	it_setup(&env, "mg_check");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text)");
+	it_sql(&env, "CREATE TABLE u (id int PRIMARY KEY, a text, updated_at timestamptz)");
+	it_sql(&env, "CREATE TABLE p (id int PRIMARY KEY, a text)");
+	it_write_conf(&env, "manual", "conflict = remote-wins\ntimestamp_column = updated_at\n"
+	              "[table public.t]\nconflict = last-write-wins\n"
+	              "[table public.u]\nconflict = last-write-wins\n"
+	              "[table public.p]\nconflict = last-write-wins\ndirection = pull\n");
+	cr_assert_eq(it_bridge(&env, "check", out, sizeof out), 0, "%s", out);
+	cr_assert_null(strstr(out, "warning: table \"public.t\""), "%s", out);
+	admin_sql("ALTER SYSTEM SET track_commit_timestamp = off");
+	it_pg_restart();
+	cr_assert_eq(it_bridge(&env, "check", out, sizeof out), 0, "%s", out);
+	const char *w = strstr(out, "warning: table \"public.t\"");
+	cr_assert(w, "no warning for public.t: %s", out);
+	cr_assert(strstr(w, "track_commit_timestamp"), "%s", out);
+	cr_assert_null(strstr(out, "warning: table \"public.u\""), "%s", out);
+	cr_assert_null(strstr(out, "warning: table \"public.p\""), "%s", out);
+}
