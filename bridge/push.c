@@ -245,6 +245,8 @@ static int commit_and_mark(struct pgsb *b, struct batch *bt, char *err, size_t c
 	return rc;
 }
 
+static int refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t cap);
+
 /* One batch.  Returns 1 when it pushed something, 0 when the log is
  * empty, -1 on error (nothing marked locally; retried later). */
 static int push_batch(struct pgsb *b, char *err, size_t cap)
@@ -329,29 +331,29 @@ static void forget_columns(struct pgsb *b)
 	}
 }
 
-/* Does the entry's newest image name a column the cached list lacks?
- * Fields come in column order, so position i is tried first. */
-static bool image_has_unknown(struct pgsb *b, const struct entry *e)
+/* Has the local table a column the cached list lacks?  Every image the
+ * batch read was written with at most the columns it has now. */
+static bool local_has_unknown(struct pgsb *b, const struct br_table *t)
 {
-	const struct br_table *t = e->t;
-	struct dec_field *f;
-	size_t n;
+	sqlite3_stmt *st;
+	bool unknown = false;
 
-	if (push__parse_image(&b->push.key_dec, e->final ? e->final : e->base, &f, &n))
+	if (sqlite3_prepare_v2(sl_handle(b->push.db), "SELECT name FROM pragma_table_info(?1)", -1,
+	                       &st, NULL) != SQLITE_OK)
 		return false;
-	for (size_t i = 0; i < n; i++) {
-		const char *at = i < t->npgcols ? t->pgcols[i].name : NULL;
-		bool here = at && strlen(at) == f[i].name.len && memcmp(at, f[i].name.p, f[i].name.len) == 0;
-		if (!here && !push__pgcol(t, f[i].name.p, f[i].name.len))
-			return true;
+	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
+	while (!unknown && sqlite3_step(st) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		unknown = name && !push__pgcol(t, name, strlen(name));
 	}
-	return false;
+	sqlite3_finalize(st);
+	return unknown;
 }
 
 /* A column added in Postgres since the list was read is in the images
- * once SQLite has it: the table's list is read again (once a batch), and
- * its stage table, shaped like the old one, dropped.  A local column
- * Postgres does not have stays out of the statements. */
+ * once SQLite has it: the table's list is read again (at most once a
+ * batch), and its stage table, shaped like the old one, dropped.  A local
+ * column Postgres does not have stays out of the statements. */
 static int refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
 	bool *done = calloc(b->ntables ? b->ntables : 1, sizeof *done);
@@ -361,9 +363,11 @@ static int refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t c
 	for (size_t i = 0; rc == 0 && i < bt->ne; i++) {
 		struct br_table *t = (struct br_table *)bt->e[i].t;
 		size_t k = (size_t)(t - b->tables);
-		if (done[k] || !image_has_unknown(b, &bt->e[i]))
+		if (done[k])
 			continue;
 		done[k] = true;
+		if (!local_has_unknown(b, t))
+			continue;
 		rc = load_table_columns(b, t, err, cap);
 		snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS pg_temp.pgsb_stage_%zu", k);
 		if (rc == 0 && t->stage_ready)
@@ -495,7 +499,7 @@ int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap)
 		int rc = push_batch(b, err, cap);
 		if (rc < 0 && columns_stale(b)) {
 			/* A column gone from Postgres: read the lists again, retry once. */
-			log_info("push: %s; reading the tables' columns again", err);
+			log_info("push: %.*s; reading the tables' columns again", (int)strcspn(err, "\n"), err);
 			push_close(b);
 			forget_columns(b);
 			rc = push_connect(b, err, cap) ? -1 : push_batch(b, err, cap);

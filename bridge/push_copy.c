@@ -225,6 +225,7 @@ static int insert_from_stage(struct pgsb *b, struct batch *bt, const struct br_t
 	PGresult *r = PQexec(b->push.conn, sql);
 	free(sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || bt->nshared >= 64) {
+		push__note_sqlstate(b, r); /* 42703: the column list is stale */
 		pgc_error_text(b->push.conn, err, cap);
 		PQclear(r);
 		return -1;
