@@ -56,6 +56,22 @@ bool sl_in_txn(const struct sl_db *db);
 int sl_apply(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
 	__attribute__((warn_unused_result));
 
+/* Like an update record through sl_apply, but only a row that exists
+ * locally is updated: a missing row is not inserted, a missing table not
+ * created.  For values read from Postgres into columns of existing rows.
+ * Returns 0 or -1. */
+int sl_update_existing(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
+	__attribute__((warn_unused_result));
+
+/* Columns sl_apply added to an existing local table (a record carried a
+ * name the table lacked), oldest first, since the last sl_added_clear or
+ * rollback: the rows that were there hold NULL in them, whatever Postgres
+ * holds.  sl_added_column returns the i-th column's name and its local
+ * table in *local_table. */
+size_t sl_added_count(const struct sl_db *db);
+const char *sl_added_column(const struct sl_db *db, size_t i, const char **local_table);
+void sl_added_clear(struct sl_db *db);
+
 /* Creates the local table for schema.table if missing, and adds any of the
  * given columns it lacks.  Returns 0 or -1. */
 int sl_ensure_table(struct sl_db *db, const char *schema, const char *table,

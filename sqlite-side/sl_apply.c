@@ -465,9 +465,9 @@ static int apply_insert(struct sl_db *db, struct sl_table *t, const struct dec_r
 }
 
 /* Sets the listed columns only (unchanged TOAST values are not sent);
- * a missing row is inserted. */
+ * a missing row is inserted unless `existing_only`. */
 static int apply_update(struct sl_db *db, struct sl_table *t, const struct dec_record *rec,
-                        struct sl_err *err)
+                        bool existing_only, struct sl_err *err)
 {
 	uint32_t nh = names_hash(rec->columns, rec->ncolumns);
 	struct sl_stmt *e = stmt_get(db, t, 'U', nh, rec->columns, rec->ncolumns, err);
@@ -482,7 +482,7 @@ static int apply_update(struct sl_db *db, struct sl_table *t, const struct dec_r
 	}
 	if (run(db, e, e->ncols + t->npk, &changes, err))
 		return -1;
-	if (changes > 0)
+	if (changes > 0 || existing_only)
 		return 0;
 	e = stmt_get(db, t, 'I', nh, rec->columns, rec->ncolumns, err);
 	return e ? run_insert(db, e, rec->columns, err) : -1;
@@ -529,10 +529,28 @@ int sl_apply(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
 	case DEC_INSERT:
 		return apply_insert(db, t, rec, err);
 	case DEC_UPDATE:
-		return apply_update(db, t, rec, err);
+		return apply_update(db, t, rec, false, err);
 	case DEC_DELETE:
 		return apply_delete(db, t, rec, err);
 	default:
 		return apply_truncate(db, t, err);
 	}
+}
+
+int sl_update_existing(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
+{
+	char name[SL_NAME_MAX];
+	struct sl_table *t;
+	size_t len;
+	int r;
+
+	if (rec->action != DEC_UPDATE)
+		return sl_fail(err, 0, "cannot update existing rows from a record of action %d",
+		               (int)rec->action);
+	if (sl_local_name_checked(rec->schema, rec->table, name, &len, err))
+		return -1;
+	r = sl_table_get(db, name, len, &t, err);
+	if (r <= 0)
+		return r; /* no table: no rows to update */
+	return apply_update(db, t, rec, true, err);
 }

@@ -150,6 +150,8 @@ void sl_close(struct sl_db *db)
 	finalize_own(db);
 	sqlite3_finalize(db->st_tinfo);
 	sqlite3_close(db->h);
+	sl_added_clear(db);
+	free(db->added);
 	free(db->bv);
 	free(db->blob);
 	sl_types_free(db);
@@ -194,6 +196,50 @@ int sl_commit(struct sl_db *db, struct sl_err *err)
 	return 0;
 }
 
+/* ---- columns added by the apply ---- */
+
+int sl_added_note(struct sl_db *db, const char *table, const char *column, size_t len)
+{
+	if (db->nadded == db->added_cap) {
+		size_t cap = db->added_cap ? 2 * db->added_cap : 8;
+		struct sl_added *a = realloc(db->added, cap * sizeof *a);
+		if (!a)
+			return -1;
+		db->added = a;
+		db->added_cap = cap;
+	}
+	struct sl_added *a = &db->added[db->nadded];
+	a->table = strdup(table);
+	a->column = strndup(column, len);
+	if (!a->table || !a->column) {
+		free(a->table);
+		free(a->column);
+		return -1;
+	}
+	db->nadded++;
+	return 0;
+}
+
+size_t sl_added_count(const struct sl_db *db)
+{
+	return db->nadded;
+}
+
+const char *sl_added_column(const struct sl_db *db, size_t i, const char **local_table)
+{
+	*local_table = db->added[i].table;
+	return db->added[i].column;
+}
+
+void sl_added_clear(struct sl_db *db)
+{
+	for (size_t i = 0; i < db->nadded; i++) {
+		free(db->added[i].table);
+		free(db->added[i].column);
+	}
+	db->nadded = 0;
+}
+
 /* Also forgets the cached schema: the transaction may have created or
  * altered tables. */
 void sl_rollback(struct sl_db *db)
@@ -204,6 +250,7 @@ void sl_rollback(struct sl_db *db)
 		sqlite3_exec(db->h, "ROLLBACK", NULL, NULL, NULL);
 	db->txn = false;
 	db->flag_set = false;
+	sl_added_clear(db); /* the columns went with the transaction */
 	sl_stmts_flush(db);
 	sl_tables_flush(db);
 	sl_bind_trim(db);

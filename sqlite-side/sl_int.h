@@ -81,6 +81,14 @@ struct sl_db {
 	void *resolve_arg;
 	struct sl_typemap *types; /* its answers so far */
 	size_t ntypes;
+	struct sl_added *added;   /* columns sl_apply added to existing tables */
+	size_t nadded, added_cap;
+};
+
+/* A column sl_apply added to an existing table (sl_added_count). */
+struct sl_added {
+	char *table;
+	char *column;
 };
 
 /* One answer of the type resolver. */
@@ -132,6 +140,7 @@ int sl_table_add_fields(struct sl_db *db, struct sl_table *t, const struct dec_f
                         size_t n, struct sl_err *err);
 int sl_table_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
 void sl_tables_flush(struct sl_db *db);
+int sl_added_note(struct sl_db *db, const char *table, const char *column, size_t len);
 
 /* sl_apply.c */
 void sl_stmts_init(struct sl_db *db);

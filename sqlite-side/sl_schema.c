@@ -539,9 +539,10 @@ static bool any_missing(const struct sl_table *t, const struct sl_colspec *c, si
 
 /* Adds the columns of c that t lacks, after re-reading t (another
  * connection may have added them); then refreshes t, drops its cached
- * statements and rebuilds its capture triggers if it has them. */
+ * statements and rebuilds its capture triggers if it has them.  With
+ * `note`, each added column is listed for sl_added_count. */
 static int table_add_missing(struct sl_db *db, struct sl_table *t, const struct sl_colspec *c,
-                             size_t n, struct sl_err *err)
+                             size_t n, bool note, struct sl_err *err)
 {
 	bool added = false;
 	size_t i;
@@ -558,6 +559,11 @@ static int table_add_missing(struct sl_db *db, struct sl_table *t, const struct 
 		if (column_add(db, t, &c[i], err)) {
 			t->stale = added;
 			return -1;
+		}
+		if (note && sl_added_note(db, t->name, c[i].name, c[i].len)) {
+			t->stale = true;
+			return sl_fail(err, SQLITE_NOMEM, "cannot add a column to table \"%s\": out of memory",
+			               t->name);
 		}
 		added = true;
 	}
@@ -632,7 +638,7 @@ int sl_table_add_fields(struct sl_db *db, struct sl_table *t, const struct dec_f
 		               t->name);
 	for (i = 0; i < n; i++)
 		spec_of_field(db, &s[i], &f[i]);
-	rc = table_add_missing(db, t, s, n, err);
+	rc = table_add_missing(db, t, s, n, true, err);
 	free(s);
 	return rc;
 }
@@ -663,7 +669,7 @@ static int ensure_specs(struct sl_db *db, const char *name, size_t len,
 	}
 	if (r < 0)
 		return -1;
-	return table_add_missing(db, t, s, n, err);
+	return table_add_missing(db, t, s, n, false, err);
 }
 
 int sl_ensure_table(struct sl_db *db, const char *schema, const char *table,
