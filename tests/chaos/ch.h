@@ -179,7 +179,8 @@ int ch_sqlite_audit_install(const char *path);
 /* Restarts dead bridges, waits for quiet, stops them with SIGTERM, then runs
  * `sync` for every client until a round moves nothing (bounded). */
 void ch_settle(struct ch_env *e, struct ch_client *cl, int n, struct ch_result *r);
-/* lost / duplicated / deleted: committed holds the committed ledger ids. */
+/* lost / duplicated / deleted: committed holds the committed ledger ids
+ * (each with its commit time in ms since the epoch, or 0). */
 void ch_check_ledger(struct ch_env *e, struct ch_client *cl, int n,
                      const struct ch_set *committed, struct ch_result *r);
 /* Rows of a query (first column the key) that differ between Postgres and

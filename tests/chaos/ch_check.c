@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ch.h"
 
@@ -41,7 +42,7 @@ int ch_sqlite_audit_install(const char *path)
 	static const char sql[] =
 		"CREATE TABLE IF NOT EXISTS chaos_audit (id TEXT PRIMARY KEY, ins INTEGER NOT NULL DEFAULT 0,"
 		" rep INTEGER NOT NULL DEFAULT 0, upd INTEGER NOT NULL DEFAULT 0, del INTEGER NOT NULL DEFAULT 0,"
-		" pre INTEGER NOT NULL DEFAULT 0);"
+		" pre INTEGER NOT NULL DEFAULT 0, del_at TEXT);"
 		"CREATE TRIGGER IF NOT EXISTS chaos_audit_bi BEFORE INSERT ON ledger BEGIN"
 		" INSERT INTO chaos_audit (id) SELECT NEW.id WHERE NOT EXISTS (SELECT 1 FROM chaos_audit WHERE id = NEW.id);"
 		" UPDATE chaos_audit SET pre = EXISTS (SELECT 1 FROM ledger WHERE id = NEW.id) WHERE id = NEW.id; END;"
@@ -52,7 +53,8 @@ int ch_sqlite_audit_install(const char *path)
 		" UPDATE chaos_audit SET upd = upd + 1 WHERE id = NEW.id; END;"
 		"CREATE TRIGGER IF NOT EXISTS chaos_audit_del AFTER DELETE ON ledger BEGIN"
 		" INSERT INTO chaos_audit (id) SELECT OLD.id WHERE NOT EXISTS (SELECT 1 FROM chaos_audit WHERE id = OLD.id);"
-		" UPDATE chaos_audit SET del = del + 1 WHERE id = OLD.id; END;";
+		" UPDATE chaos_audit SET del = del + 1, del_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+		" WHERE id = OLD.id; END;";
 	sqlite3 *db = ch_sqlite_open(path, 10000);
 	char *err = NULL;
 	int rc = db ? sqlite3_exec(db, sql, NULL, NULL, &err) : SQLITE_CANTOPEN;
@@ -202,8 +204,9 @@ static void audit_client(struct ch_client *c, int i, struct ch_result *r)
 		ch_log("%s: the audit trigger on ledger is gone: its duplicate count is unknown", c->name);
 		r->audit_missing = true;
 	}
-	if (db && sqlite3_prepare_v2(db, "SELECT id, ins, upd + rep, del FROM chaos_audit", -1, &st, NULL) == SQLITE_OK) {
-		int shown = 0;
+	if (db && sqlite3_prepare_v2(db, "SELECT id, ins, upd + rep, del, del_at FROM chaos_audit ORDER BY del_at",
+	                             -1, &st, NULL) == SQLITE_OK) {
+		int shown = 0, shown_del = 0;
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			long ins = sqlite3_column_int64(st, 1), upd = sqlite3_column_int64(st, 2);
 			long del = sqlite3_column_int64(st, 3);
@@ -215,6 +218,9 @@ static void audit_client(struct ch_client *c, int i, struct ch_result *r)
 			}
 			r->reapplied_client[i] += upd;
 			r->ledger_deletes_client[i] += del > 0;
+			if (del > 0 && shown_del++ < 5)
+				ch_log("%s: ledger id %s deleted at %s (only a bridge deletes ledger rows)", c->name,
+				       (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 4));
 		}
 		sqlite3_finalize(st);
 	}
@@ -255,8 +261,17 @@ void ch_check_ledger(struct ch_env *e, struct ch_client *cl, int n,
 			}
 		if (missing) {
 			r->lost++;
+			char when[64] = "";
+			long ms = committed->vals[k];
+			if (ms > 0) {
+				time_t sec = (time_t)(ms / 1000);
+				struct tm tm;
+				gmtime_r(&sec, &tm);
+				size_t w = strftime(when, sizeof when, " (committed %H:%M:%S", &tm);
+				snprintf(when + w, sizeof when - w, ".%03ldZ)", ms % 1000);
+			}
 			if (shown++ < 5)
-				ch_log("lost: ledger id %s missing in:%s", id, where);
+				ch_log("lost: ledger id %s%s missing in:%s", id, when, where);
 		}
 	}
 	ch_set_free(&pg_ids);

@@ -57,6 +57,18 @@ static void w_error(struct wstate *w, const char *msg)
 		snprintf(w->first_error, sizeof w->first_error, "%s", msg);
 }
 
+/* Ids whose commit returned success, with the time (ms since the epoch). */
+static void record_committed(struct wstate *w, char ids[][48], int rows)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	long ms = (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	w->txns++;
+	for (int i = 0; i < rows; i++)
+		fprintf(w->log, "L %s %ld\n", ids[i], ms);
+	fflush(w->log);
+}
+
 /* The next shared-row write: which row, which op (0 update, 1 delete,
  * 2 upsert), and the values, announced in the log before it is tried. */
 static int next_shared(struct wstate *w, int *k, char *v, size_t vcap, char *ts, size_t tcap)
@@ -141,12 +153,8 @@ static void client_writer(struct wstate *w, const char *path, double deadline)
 				ok = sq_exec(db, "COMMIT", w) == 0;
 			if (!ok && !sqlite3_get_autocommit(db))
 				sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-			if (ok) {
-				w->txns++;
-				for (int i = 0; i < rows; i++)
-					fprintf(w->log, "L %s\n", ids[i]);
-				fflush(w->log);
-			}
+			if (ok)
+				record_committed(w, ids, rows);
 		}
 		ch_sleep_ms(ch_randint((int)w->pause_ms * 2 + 1));
 	}
@@ -221,12 +229,8 @@ static void pg_writer(struct wstate *w, const char *conninfo, double deadline)
 			} else if (PQstatus(c) == CONNECTION_OK) {
 				PQclear(PQexec(c, "ROLLBACK"));
 			}
-			if (ok) {
-				w->txns++;
-				for (int i = 0; i < rows; i++)
-					fprintf(w->log, "L %s\n", ids[i]);
-				fflush(w->log);
-			}
+			if (ok)
+				record_committed(w, ids, rows);
 		}
 		ch_sleep_ms(ch_randint((int)w->pause_ms * 2 + 1));
 	}
@@ -258,7 +262,7 @@ static pid_t start_writer(struct writer *wr, struct ch_env *e, struct ch_client 
 }
 
 /* Reads a writer's log: committed ids, attempted shared tuples. */
-static void read_writer_log(struct writer *wr, struct ch_set *committed, struct ch_set *tuples,
+static void read_writer_log(struct writer *wr, struct ch_set *done_ids, struct ch_set *tuples,
                             struct ch_set *vals)
 {
 	FILE *f = fopen(wr->log, "r");
@@ -267,8 +271,9 @@ static void read_writer_log(struct writer *wr, struct ch_set *committed, struct 
 	char first[400] = "";
 	while (f && fgets(line, sizeof line, f)) {
 		line[strcspn(line, "\n")] = '\0';
-		if (line[0] == 'L' && sscanf(line, "L %63s", a) == 1) {
-			ch_set_slot(committed, a);
+		long ms = 0;
+		if (line[0] == 'L' && sscanf(line, "L %63s %ld", a, &ms) >= 1) {
+			*ch_set_slot(done_ids, a) = ms;
 			ids++;
 		} else if (line[0] == 'A' && sscanf(line, "A %63s %63s %63s %63s", a, b, c, d) == 4) {
 			char key[300];
