@@ -19,6 +19,8 @@
 #   5. client A's container killed while Postgres commits; a local write
 #      while it is down; started again: everything arrives, exactly once
 #   6. `down` then `up`: every file kept, no new init, still syncing
+#   7. Postgres's first start is atomic: a failing init script stops the
+#      container, never healthy, leaving no cluster; the next start redoes it
 # Environment: COMPOSE_TEST_KEEP=1 leaves the stack up (and dockerd
 # running) for a look; COMPOSE (default docker-compose) to try another
 # Compose, e.g. COMPOSE="docker compose".
@@ -131,6 +133,8 @@ cleanup() {
 	if [ "$stack_up" = 1 ] && [ "${COMPOSE_TEST_KEEP:-0}" != 1 ]; then
 		[ $rc = 0 ] || { log "logs of the stack:"; dc logs --no-color --tail 40 2>&1 | tail -n 120 || true; }
 		dc down -v --remove-orphans >/dev/null 2>&1 || true
+		docker rm -f "${proj}_atomic" >/dev/null 2>&1 || true
+		docker volume rm -f "${proj}_atomic" >/dev/null 2>&1 || true
 	fi
 	[ "${COMPOSE_TEST_KEEP:-0}" = 1 ] || restore_host
 	rm -rf "$work"
@@ -316,6 +320,41 @@ id6=$(uuid)
 sq client_b "INSERT INTO messages (id, author, body) VALUES ('$id6', 'client_b', 'after down and up')"
 wait_eq "client A holds client B's row after down and up" "after down and up" 30 sq client_a "SELECT body FROM messages WHERE id = '$id6'"
 phase_done "down and up"
+
+log "step 7: the first start of Postgres is atomic"
+# A first start whose init script fails: the container stops with the
+# error, never reports healthy, and leaves no cluster that looks complete.
+mkdir -p "$work/init-bad" "$work/init-good"
+echo "CREATE TABLE t (id int PRIMARY KEY); SELECT * FROM no_such_table;" > "$work/init-bad/10-bad.sql"
+echo "CREATE TABLE t (id int PRIMARY KEY);" > "$work/init-good/10-good.sql"
+chmod 755 "$work/init-bad" "$work/init-good"
+chmod 644 "$work"/init-*/*.sql
+vol=${proj}_atomic
+docker volume rm -f "$vol" >/dev/null 2>&1 || true
+docker run -d --name "${proj}_atomic" -e POSTGRES_PASSWORD=x -v "$vol:/var/lib/postgresql/data" \
+	-v "$work/init-bad:/docker-entrypoint-initdb.d:ro" pgsqlite-bridge-postgres:local >/dev/null
+wait_eq "a failing init stops the container" exited 60 docker inspect -f '{{.State.Status}}' "${proj}_atomic"
+[ "$(docker inspect -f '{{.State.ExitCode}}' "${proj}_atomic")" != 0 ] || fail "the failed init exited 0"
+docker logs "${proj}_atomic" >"$work/atomic.log" 2>&1
+grep -q 'no_such_table' "$work/atomic.log" || fail "the init's error is not in the log"
+[ "$(docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{end}}' "${proj}_atomic")" != healthy ] ||
+	fail "a failed init was reported healthy"
+docker rm -f "${proj}_atomic" >/dev/null
+left=$(docker run --rm -v "$vol:/d" --entrypoint ls pgsqlite-bridge-postgres:local -A /d | tr '\n' ' ')
+[ "$left" = "pgdata.init " ] || fail "after a failed init the volume holds '$left', want only pgdata.init"
+log "ok: the failed init left only pgdata.init, never pgdata"
+# The next start finds the half-done init, removes it and starts over.
+docker run -d --name "${proj}_atomic" -e POSTGRES_PASSWORD=x -v "$vol:/var/lib/postgresql/data" \
+	-v "$work/init-good:/docker-entrypoint-initdb.d:ro" pgsqlite-bridge-postgres:local >/dev/null
+wait_eq "the next start redoes the init and becomes healthy" healthy 120 \
+	docker inspect -f '{{.State.Health.Status}}' "${proj}_atomic"
+docker logs "${proj}_atomic" >"$work/atomic.log" 2>&1
+grep -q "left by an init that did not finish" "$work/atomic.log" || fail "the leftover init was not reported"
+wait_eq "the redone init ran its script" t 10 \
+	docker exec "${proj}_atomic" psql -X -U postgres -d app -Atc "SELECT to_regclass('t') IS NOT NULL"
+docker rm -f "${proj}_atomic" >/dev/null
+docker volume rm -f "$vol" >/dev/null
+phase_done "atomic first start"
 
 log "all steps passed"
 for t in "${timings[@]}"; do log "  $t"; done
