@@ -22,8 +22,9 @@
 #   7. Postgres's first start is atomic: a failing init script stops the
 #      container, never healthy, leaving no cluster; the next start redoes it
 # Environment: COMPOSE_TEST_KEEP=1 leaves the stack up (and dockerd
-# running) for a look; COMPOSE (default docker-compose) to try another
-# Compose, e.g. COMPOSE="docker compose".
+# running) for a look; COMPOSE_TEST_COLD=1 removes the cached images first
+# (every image built from scratch, as on a fresh machine); COMPOSE (default
+# docker-compose) to try another Compose, e.g. COMPOSE="docker compose".
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -186,6 +187,12 @@ secret() { od -An -N12 -tx1 /dev/urandom | tr -d ' \n'; }
 start_engine
 phase_done "engine"
 
+if [ "${COMPOSE_TEST_COLD:-0}" = 1 ]; then
+	log "COMPOSE_TEST_COLD=1: removing cached images, as on a fresh machine"
+	docker rmi -f pgsqlite-bridge:local pgsqlite-bridge-postgres:local \
+		debian:bookworm debian:bookworm-slim >/dev/null 2>&1 || true
+	docker image prune -af >/dev/null 2>&1 || true
+fi
 log "base images (debian:bookworm, debian:bookworm-slim)"
 $sudo docker/base-images.sh
 phase_done "base images"
