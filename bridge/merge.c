@@ -1,0 +1,338 @@
+/* merge.c: the merge point as the pull meets it.  For each remote change
+ * the row's state decides: agreed (apply it), pending local (the strategy
+ * settles it here, or leaves the local version for the push to settle
+ * against Postgres), or pushed but not yet seen (our push wrote a newer
+ * version: skip it).  The fourth state, remote newer, is what the push
+ * finds when its guarded statement misses; conflict.c decides it there by
+ * the same strategy.  A remote TRUNCATE keeps rows with unpushed changes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "br.h"
+#include "exact.h"
+#include "log.h"
+#include "merge.h"
+
+/* The key columns of a remote change: the old key (identity) for updates
+ * and deletes, the new row's for inserts. */
+size_t merge_record_key(const struct dec_record *rec, struct dec_field *key, size_t cap)
+{
+	const struct dec_field *src = rec->nidentity ? rec->identity : rec->columns;
+	size_t nsrc = rec->nidentity ? rec->nidentity : rec->ncolumns, n = 0;
+
+	for (size_t i = 0; i < nsrc && n < cap; i++)
+		for (size_t k = 0; k < rec->npk; k++)
+			if (src[i].name.len == rec->pk[k].name.len &&
+			    memcmp(src[i].name.p, rec->pk[k].name.p, src[i].name.len) == 0)
+				key[n++] = src[i];
+	return n;
+}
+
+/* The remote change's new row as JSON (values as wal2json sent them). */
+char *merge_record_json(const struct dec_record *rec)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	for (size_t i = 0; i < rec->ncolumns; i++) {
+		const struct dec_field *f = &rec->columns[i];
+		char *name = strndup(f->name.p, f->name.len), *v = strndup(f->value.p ? f->value.p : "", f->value.len);
+		cJSON *item = f->kind == DEC_NULL ? cJSON_CreateNull()
+		              : f->kind == DEC_TRUE || f->kind == DEC_FALSE ? cJSON_CreateBool(f->kind == DEC_TRUE)
+		              : f->kind == DEC_NUMBER ? cJSON_CreateRaw(v) : cJSON_CreateString(v);
+		cJSON_AddItemToObject(o, name, item);
+		free(name);
+		free(v);
+	}
+	char *s = rec->ncolumns ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return s;
+}
+
+/* A key value as a text parameter for Postgres (malloc'd): bytea gets its
+ * \x back, booleans their words. */
+static char *key_param(const struct dec_field *f)
+{
+	char *s = NULL;
+
+	if (f->kind == DEC_TRUE || f->kind == DEC_FALSE)
+		return strdup(f->kind == DEC_TRUE ? "true" : "false");
+	if (f->typeoid == 17)
+		return asprintf(&s, "\\x%.*s", (int)f->value.len, f->value.p) < 0 ? NULL : s;
+	return strndup(f->value.p ? f->value.p : "", f->value.len);
+}
+
+/* SELECT * FROM the table WHERE "k1" = $1 AND ... on the pull's plain
+ * connection: the whole row as Postgres holds it now (0 or 1 row). */
+static PGresult *read_row_by_key(struct pgsb *b, const struct br_table *t,
+                                 const struct dec_field *key, size_t nkey, char *err, size_t cap)
+{
+	char *sql = NULL, *vals[64] = {0}, q[600];
+	size_t len = 0;
+	FILE *m = open_memstream(&sql, &len);
+
+	fprintf(m, "SELECT * FROM %s", t->qualified);
+	for (size_t k = 0; k < nkey && k < 64; k++) {
+		char *name = strndup(key[k].name.p, key[k].name.len);
+		pgc_quote_ident(name ? name : "", q, sizeof q);
+		fprintf(m, "%s%s = $%zu", k ? " AND " : " WHERE ", q, k + 1);
+		free(name);
+		vals[k] = key_param(&key[k]);
+	}
+	fclose(m);
+	PGresult *r = NULL;
+	if (b->exact_conn || (b->exact_conn = pgc_connect(b, false, err, cap)))
+		r = PQexecParams(b->exact_conn, sql, (int)nkey, NULL, (const char *const *)vals, NULL, NULL, 0);
+	if (r && PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgc_error_text(b->exact_conn, err, cap);
+		if (PQstatus(b->exact_conn) != CONNECTION_OK)
+			exact_close(&b->exact_conn);
+		PQclear(r);
+		r = NULL;
+	}
+	for (size_t k = 0; k < nkey && k < 64; k++)
+		free(vals[k]);
+	free(sql);
+	return r;
+}
+
+/* Writes row 0 of a Postgres result into SQLite (an upsert by key). */
+static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r,
+                        const struct dec_field *key, size_t nkey, struct sl_err *e)
+{
+	int nf = PQnfields(r);
+	struct dec_field *f = calloc((size_t)nf + 1, sizeof *f);
+	struct dec_record rec = {.action = DEC_INSERT, .pk = (struct dec_field *)key, .npk = nkey};
+
+	if (!f) {
+		snprintf(e->msg, sizeof e->msg, "out of memory");
+		return -1;
+	}
+	for (int j = 0; j < nf; j++) {
+		f[j].name = (struct dec_str){PQfname(r, j), strlen(PQfname(r, j))};
+		f[j].typeoid = PQftype(r, j);
+		if (PQgetisnull(r, 0, j))
+			f[j].kind = DEC_NULL;
+		else
+			pgc_text_field(&f[j], f[j].typeoid, PQgetvalue(r, 0, j), (size_t)PQgetlength(r, 0, j));
+	}
+	rec.schema = (struct dec_str){t->schema, strlen(t->schema)};
+	rec.table = (struct dec_str){t->name, strlen(t->name)};
+	rec.columns = f;
+	rec.ncolumns = (size_t)nf;
+	int rc = sl_apply(b->db, &rec, e);
+	free(f);
+	return rc;
+}
+
+/* A remote UPDATE that wins over local changes: wal2json leaves out
+ * unchanged TOAST columns, and the local row may be gone or hold local
+ * values in them, so the whole row is read from Postgres by key and
+ * written instead (nothing when Postgres no longer has it: its delete is
+ * still to come).  *remote gets the row as JSON for the conflict record. */
+static int write_whole_row(struct pgsb *b, const struct br_table *t, const struct dec_field *key,
+                           size_t nkey, char **remote, char *err, size_t cap)
+{
+	struct sl_err e = {0};
+	PGresult *r = read_row_by_key(b, t, key, nkey, err, cap);
+
+	if (!r) {
+		snprintf(err + strlen(err), cap - strlen(err), " (reading a row of \"%s\" by key)", t->local);
+		return -1;
+	}
+	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, key, nkey, &e) : 0;
+	if (rc)
+		snprintf(err, cap, "cannot write a row of \"%s\" read from Postgres: %s", t->local, e.msg);
+	free(*remote);
+	*remote = conflict_remote_json(r);
+	PQclear(r);
+	return rc;
+}
+
+/* last-write-wins (and merge, which has no columns to merge for a delete)
+ * decide a remote delete against local changes by time. */
+static bool decided_by_time(const struct pgsb *b, const struct br_table *t)
+{
+	return !b->merge_fn &&
+	       (t->conflict == CFG_CONFLICT_LAST_WRITE_WINS || t->conflict == CFG_CONFLICT_MERGE);
+}
+
+/* When the row was last written locally: its timestamp column where it
+ * has one (as the push's decision reads it), else the newest pending
+ * change's time; INT64_MIN when unknown. */
+static int64_t local_write_time(struct pgsb *b, const struct br_table *t, const char *pk,
+                                const char *row)
+{
+	const char *tc = b->cfg->timestamp_column;
+	cJSON *o = tc && *tc && row ? cJSON_Parse(row) : NULL;
+	const cJSON *v = o ? cJSON_GetObjectItemCaseSensitive(o, tc) : NULL;
+	int64_t when = cJSON_IsString(v) ? conflict_parse_time(v->valuestring) : INT64_MIN;
+	sqlite3_stmt *st = NULL;
+
+	cJSON_Delete(o);
+	if (when != INT64_MIN || !pk)
+		return when;
+	if (sqlite3_prepare_v2(sl_handle(b->db), "SELECT max(changed_at) FROM _pgsqlite_changes "
+	                       "WHERE table_name = ?1 AND pk = ?2", -1, &st, NULL) != SQLITE_OK)
+		return INT64_MIN;
+	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+		when = conflict_parse_time((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return when;
+}
+
+/* A remote delete against a row changed locally, under last-write-wins:
+ * the stream carries the deleting transaction's commit time, which the
+ * push can never see (it only finds the row missing).  Newer than the
+ * local change: the delete wins here.  Older (or a tie): the local change
+ * stays and its push re-creates the row, recording the conflict. */
+static bool remote_delete_wins(struct pgsb *b, const struct br_table *t, const char *pk,
+                               const char *row)
+{
+	int64_t remote = conflict_parse_time(b->xact_time);
+
+	return row && remote != INT64_MIN && remote > local_write_time(b, t, pk, row);
+}
+
+/* A remote TRUNCATE empties the table; rows with unpushed local changes
+ * come back on top (the change log re-applied to this table, inside the
+ * same SQLite transaction), and their push settles them against Postgres
+ * by the table's strategy. */
+static int truncate_keeping_local(struct pgsb *b, const struct br_table *t,
+                                  const struct dec_record *rec, bool *apply, char *err, size_t cap)
+{
+	sqlite3_stmt *st = NULL;
+	struct sl_err e = {0};
+	int pending;
+
+	*apply = true;
+	if (t->direction == CFG_DIRECTION_PULL)
+		return 0;
+	if (sqlite3_prepare_v2(sl_handle(b->db), "SELECT 1 FROM _pgsqlite_changes WHERE "
+	                       "table_name = ?1 LIMIT 1", -1, &st, NULL) != SQLITE_OK) {
+		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local,
+		         sqlite3_errmsg(sl_handle(b->db)));
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
+	pending = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (!pending)
+		return 0;
+	*apply = false;
+	if (sl_apply(b->db, rec, &e)) {
+		snprintf(err, cap, "cannot truncate \"%s\": %s", t->local, e.msg);
+		return -1;
+	}
+	return reapply_pending(b, t, err, cap);
+}
+
+/* The settled conflict written down: the row's unpushed local changes
+ * dropped, the conflict recorded (keep-both: unresolved, for a person)
+ * and announced. */
+static int record_settled(struct pgsb *b, const struct br_table *t, const struct dec_field *key,
+                          size_t nkey, const char *pk, const char *local, const char *remote,
+                          char *err, size_t cap)
+{
+	struct sl_err e = {0};
+	bool keep_both = t->conflict == CFG_CONFLICT_KEEP_BOTH;
+	const char *resolution = keep_both ? "kept-both" : "remote";
+
+	if (sl_drop_pending_for_row(b->db, t->local, key, nkey, &e) < 0 ||
+	    sl_conflict_record(b->db, t->local, pk, local, remote, cfg_conflict_name(t->conflict),
+	                       resolution, !keep_both, &e)) {
+		snprintf(err, cap, "cannot settle a conflict on \"%s\": %s", t->local, e.msg);
+		return -1;
+	}
+	ev_emit_conflict(b, t->local, pk, cfg_conflict_name(t->conflict), resolution);
+	return 0;
+}
+
+/* Settled here: remote-wins and keep-both (the remote change wins; keep-
+ * both keeps the local version in _pgsqlite_conflicts), and a remote
+ * delete newer than the local change under last-write-wins.  Otherwise the
+ * local version stays: its push finds Postgres changed and settles there. */
+static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                          const struct dec_field *key, size_t nkey, bool *apply, char *err,
+                          size_t cap)
+{
+	struct sl_err e = {0};
+	bool remote_wins = t->conflict == CFG_CONFLICT_REMOTE_WINS ||
+	                   t->conflict == CFG_CONFLICT_KEEP_BOTH;
+
+	*apply = false;
+	if (!remote_wins && !(rec->action == DEC_DELETE && decided_by_time(b, t)))
+		return 0;
+	char *pk = sl_key_json(b->db, t->local, key, nkey, &e);
+	char *local = sl_row_json(b->db, t->local, key, nkey, &e);
+	char *remote = merge_record_json(rec);
+	int rc = 0;
+	*apply = remote_wins || remote_delete_wins(b, t, pk, local);
+	if (*apply && rec->action == DEC_UPDATE) {
+		rc = write_whole_row(b, t, key, nkey, &remote, err, cap);
+		*apply = false; /* written whole instead */
+		if (rc == 0)
+			rc = record_settled(b, t, key, nkey, pk, local, remote, err, cap);
+	} else if (*apply) {
+		rc = record_settled(b, t, key, nkey, pk, local, remote, err, cap);
+	}
+	free(pk);
+	free(local);
+	free(remote);
+	return rc;
+}
+
+/* Where the row stands when a remote change for it arrives. */
+static int row_state(struct pgsb *b, const struct br_table *t, const struct dec_field *key,
+                     size_t nkey, enum merge_state *state, char *err, size_t cap)
+{
+	struct sl_err e = {0};
+
+	*state = MERGE_AGREED;
+	if (b->push.pushed_rows_tracked > 0) {
+		char *pk = sl_key_json(b->db, t->local, key, nkey, &e);
+		bool seen = pk && push_remote_is_stale(b, t->local, pk, b->xact_end_lsn);
+		free(pk);
+		if (seen) {
+			*state = MERGE_PUSHED_UNSEEN;
+			return 0;
+		}
+	}
+	int pending = sl_pending_for_row(b->db, t->local, key, nkey, NULL, &e);
+	if (pending < 0) {
+		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+		return -1;
+	}
+	if (pending)
+		*state = MERGE_PENDING_LOCAL;
+	return 0;
+}
+
+int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                        bool *apply, char *err, size_t cap)
+{
+	struct dec_field key[64];
+	size_t nkey = rec->action == DEC_TRUNCATE ? 0 : merge_record_key(rec, key, 64);
+	enum merge_state state;
+
+	*apply = true;
+	if (rec->action == DEC_TRUNCATE)
+		return truncate_keeping_local(b, t, rec, apply, err, cap);
+	if (nkey == 0 || nkey < rec->npk || t->direction == CFG_DIRECTION_PULL)
+		return 0; /* (a record that lacks key columns is set aside by the apply) */
+	if (row_state(b, t, key, nkey, &state, err, cap))
+		return -1;
+	switch (state) {
+	case MERGE_PUSHED_UNSEEN:
+		*apply = false;
+		return 0;
+	case MERGE_PENDING_LOCAL:
+		return settle_on_pull(b, t, rec, key, nkey, apply, err, cap);
+	default:
+		return 0;
+	}
+}
