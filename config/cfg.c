@@ -1,6 +1,7 @@
 /* cfg.c: loads, validates, prints and frees the bridge configuration (one
  * option table per section drives defaults, parsing, overrides, printing). */
 #include "cfg.h"
+#include "conninfo.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -441,6 +442,8 @@ static int parse_conninfo(const struct opt_type *t, const char *s, void *dst,
 				   "setting %d is not keyword=value or has an unclosed quote",
 				   n + 1);
 	}
+	if (cfg_conninfo_check(s, why, cap))
+		return -1;
 	return set_string(dst, s, why, cap);
 }
 

@@ -372,6 +372,16 @@ static const struct bad_row bad_rows[] = {
 	{ "[bridge]\nsqlite = a.db\npostgres = postgresql://u:\npw@db:5432/app\n",
 	  "app.conf:4: unknown key in [bridge], not shown as it is not a plain name (a value "
 	  "split over two lines?) (allowed: postgres, sqlite, " },
+	{ "[bridge]\nsqlite = a.db\npostgres = postgresql://a:b@/x?bad=\n",
+	  "app.conf:3: key 'postgres' in [bridge]: libpq cannot read the value (not shown: it may "
+	  "hold a password): invalid URI query parameter: (not shown) (allowed: a postgresql:// URI "
+	  "or key=value settings with libpq's keywords (host, port, dbname, user, password, "
+	  "sslmode, ...))" },
+	{ "[bridge]\nsqlite = a.db\npostgres = host=db dbnam=app\n",
+	  "app.conf:3: key 'postgres' in [bridge]: libpq cannot read the value (not shown: it may "
+	  "hold a password): invalid connection option (not shown) (allowed: " },
+	{ "[bridge]\nsqlite = a.db\n\n  postgres = postgres://u@h:5432/app?sslmode=require&port\n",
+	  "app.conf:4: key 'postgres' in [bridge]: libpq cannot read the value (not shown" },
 };
 
 Test(cfg, bad_inputs_fail_with_file_line_key_and_what_is_allowed)
@@ -443,6 +453,10 @@ static const char *const secret_rows[] = {
 	"[bridge]\nsqlite = a.db\npostgres = postgresql://bridge:\nsecret@localhost:5432/app\n",
 	"[bridge]\nsqlite = a.db\npostgres = host=db password=\n  secret port=5432\n",
 	"secret@localhost:5432/app\n",
+	"[bridge]\nsqlite = a.db\npostgres = postgresql://bridge:se%zzcret@h/db\n",
+	"[bridge]\nsqlite = a.db\npostgres = postgresql://bridge:secret@[::1\n",
+	"[bridge]\nsqlite = a.db\npostgres = postgresql://bridge:b@h/db?secret=1\n",
+	"[bridge]\nsqlite = a.db\npostgres = host=db secret=1\n",
 };
 
 Test(cfg, the_password_never_appears_in_an_error_message)
@@ -462,6 +476,36 @@ Test(cfg, the_password_never_appears_in_an_error_message)
 	cr_assert_eq(rc, -1);
 	cr_expect_not_null(strstr(e.msg, "environment PGSQLITE_BRIDGE_POSTGRES: "), "%s", e.msg);
 	cr_expect_null(strstr(e.msg, "secret"), "%s", e.msg);
+}
+
+Test(cfg, a_postgres_value_libpq_cannot_parse_is_refused_from_the_environment_too)
+{
+	struct cfg c;
+	struct cfg_error e;
+	setenv("PGSQLITE_BRIDGE_POSTGRES", "postgresql://a:b@/x?bad=", 1);
+	int rc = load("[bridge]\nsqlite = a.db\n", &c, &e);
+	unsetenv("PGSQLITE_BRIDGE_POSTGRES");
+	cr_assert_eq(rc, -1);
+	cr_expect_not_null(strstr(e.msg, "environment PGSQLITE_BRIDGE_POSTGRES: libpq cannot read"),
+	                   "%s", e.msg);
+}
+
+Test(cfg, values_libpq_reads_are_accepted)
+{
+	static const char *const ok[] = {
+		"postgresql://bridge:secret@localhost:5432/app",
+		"postgres://u@h/db?sslmode=require&connect_timeout=5",
+		"host=db port=5433 dbname=app user=u password='a b'",
+		"postgresql:///app?host=/var/run/postgresql",
+	};
+	for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+		char text[300];
+		struct cfg c;
+		struct cfg_error e;
+		snprintf(text, sizeof text, "[bridge]\nsqlite = a.db\npostgres = %s\n", ok[i]);
+		cr_expect_eq(load(text, &c, &e), 0, "%s: %s", ok[i], e.msg);
+		cfg_free(&c);
+	}
 }
 
 Test(cfg, print_masks_the_password_and_shows_every_key)
