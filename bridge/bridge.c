@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -235,6 +234,23 @@ int pgsb_run(struct pgsb *b)
 	return rc;
 }
 
+/* This process's own peak resident set (VmHWM), in kB, or -1.  Not
+ * getrusage's ru_maxrss: Linux carries the forking parent's peak across
+ * exec into it. */
+static long peak_rss_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmHWM: %ld kB", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
 int pgsb_sync(struct pgsb *b, FILE *out)
 {
 	if (prepare(b, false))
@@ -246,8 +262,6 @@ int pgsb_sync(struct pgsb *b, FILE *out)
 	bool pulled = rc == 0 && b->repl.target_reached;
 	int pushed = pulled ? sync_push(b) : -1;
 	char lsn[32];
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
 	dec_format_lsn(b->repl.committed_lsn, lsn, sizeof lsn);
 	fprintf(out, "{\"ok\":%s,\"direction\":\"both\",\"rows\":%llu,\"transactions\":%llu,"
 	        "\"pushed_rows\":%llu,\"conflicts\":%llu,\"pending_local\":%lld,"
@@ -256,7 +270,7 @@ int pgsb_sync(struct pgsb *b, FILE *out)
 	        (unsigned long long)b->stats.rows, (unsigned long long)b->stats.xacts,
 	        (unsigned long long)b->push.rows, (unsigned long long)b->push.conflicts,
 	        (long long)sl_pending_changes(b->db),
-	        (long long)((br_now_us() - b->stats.started_us) / 1000), lsn, ru.ru_maxrss);
+	        (long long)((br_now_us() - b->stats.started_us) / 1000), lsn, peak_rss_kb());
 	fflush(out);
 	return pulled && pushed == 0 ? 0 : 1;
 }

@@ -115,3 +115,25 @@ Test(cli, check_reports_missing_origin_privileges_for_an_unprivileged_role)
 	cr_assert_eq(it_bridge(&env, "check", out, sizeof out), 1, "%s", out);
 	cr_assert(strstr(out, "pg_replication_origin_session_setup(text)") && strstr(out, "GRANT EXECUTE"), "%s", out);
 }
+
+/* getrusage's ru_maxrss carries the forking parent's peak across exec: a
+ * bridge started by a big process must still report its own. */
+Test(cli, sync_reports_its_own_peak_rss_not_its_parents)
+{
+	char out[4096];
+	it_setup(&env, "rss");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY)");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	size_t n = (size_t)300 << 20;
+	volatile char *big = malloc(n);
+	cr_assert(big);
+	for (size_t i = 0; i < n; i += 4096)
+		big[i] = 1;
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	free((char *)big);
+	const char *p = strstr(out, "\"peak_rss_kb\":");
+	cr_assert(p, "%s", out);
+	long kb = atol(p + strlen("\"peak_rss_kb\":"));
+	cr_assert(kb > 0 && kb < 100000, "a no-op sync reports %ld kB: %s", kb, out);
+}
