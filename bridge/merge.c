@@ -256,6 +256,68 @@ static int record_settled(struct pgsb *b, const struct br_table *t, const struct
  * both keeps the local version in _pgsqlite_conflicts), and a remote
  * delete newer than the local change under last-write-wins.  Otherwise the
  * local version stays: its push finds Postgres changed and settles there. */
+/* The newest pending change of the row, when it moved the row to another
+ * key: its new image (malloc'd), else NULL. */
+static char *moved_image(struct pgsb *b, const struct br_table *t, const char *pk,
+                         const struct dec_record *rec, struct dec_field *mkey, size_t *nmkey,
+                         struct dec_parser *p)
+{
+	sqlite3_stmt *st = NULL;
+	char *img = NULL;
+	struct dec_field *f;
+	size_t n;
+	struct dec_error derr;
+
+	*nmkey = 0;
+	if (!pk || sqlite3_prepare_v2(sl_handle(b->db), "SELECT new_row FROM _pgsqlite_changes WHERE "
+	                              "table_name = ?1 AND pk = ?2 ORDER BY seq DESC LIMIT 1", -1, &st,
+	                              NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, pk, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+		img = strdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	if (!img || dec_parse_object(p, img, strlen(img), &f, &n, &derr))
+		goto none;
+	for (size_t k = 0; k < rec->npk && *nmkey < 64; k++)
+		for (size_t i = 0; i < n; i++)
+			if (f[i].name.len == rec->pk[k].name.len &&
+			    memcmp(f[i].name.p, rec->pk[k].name.p, f[i].name.len) == 0)
+				mkey[(*nmkey)++] = f[i];
+	char *newpk = *nmkey == rec->npk ? sl_key_json(b->db, t->local, mkey, *nmkey, &(struct sl_err){0}) : NULL;
+	bool moved = newpk && strcmp(newpk, pk) != 0;
+	free(newpk);
+	if (moved)
+		return img;
+none:
+	free(img);
+	*nmkey = 0;
+	return NULL;
+}
+
+/* The local row had moved to a new key, and the remote side won: what
+ * Postgres holds at that key (most often nothing) replaces it. */
+static int settle_moved(struct pgsb *b, const struct br_table *t, const struct dec_field *mkey,
+                        size_t nmkey, char *err, size_t cap)
+{
+	struct sl_err e = {0};
+	PGresult *r = read_row_by_key(b, t, mkey, nmkey, err, cap);
+	struct dec_record del = {.action = DEC_DELETE, .identity = (struct dec_field *)mkey,
+	                         .nidentity = nmkey};
+	int rc;
+
+	if (!r)
+		return -1;
+	del.schema = (struct dec_str){t->schema, strlen(t->schema)};
+	del.table = (struct dec_str){t->name, strlen(t->name)};
+	rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, mkey, nmkey, &e) : sl_apply(b->db, &del, &e);
+	if (rc)
+		snprintf(err, cap, "cannot settle a moved row of \"%s\": %s", t->local, e.msg);
+	PQclear(r);
+	return rc;
+}
+
 static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                           const struct dec_field *key, size_t nkey, bool *apply, char *err,
                           size_t cap)
@@ -270,8 +332,18 @@ static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct
 	char *pk = sl_key_json(b->db, t->local, key, nkey, &e);
 	char *local = sl_row_json(b->db, t->local, key, nkey, &e);
 	char *remote = merge_record_json(rec);
+	struct dec_field mkey[64];
+	size_t nmkey = 0;
+	struct dec_parser mp;
+	dec_parser_init(&mp);
+	char *moved = moved_image(b, t, pk, rec, mkey, &nmkey, &mp);
 	int rc = 0;
+	if (moved) { /* the local version lives at its new key */
+		free(local);
+		local = moved;
+	}
 	*apply = remote_wins || remote_delete_wins(b, t, pk, local);
+	bool won = *apply;
 	if (*apply && rec->action == DEC_UPDATE) {
 		rc = write_whole_row(b, t, key, nkey, &remote, err, cap);
 		*apply = false; /* written whole instead */
@@ -280,6 +352,9 @@ static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct
 	} else if (*apply) {
 		rc = record_settled(b, t, key, nkey, pk, local, remote, err, cap);
 	}
+	if (rc == 0 && won && moved)
+		rc = settle_moved(b, t, mkey, nmkey, err, cap);
+	dec_parser_free(&mp);
 	free(pk);
 	free(local);
 	free(remote);

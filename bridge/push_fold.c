@@ -30,6 +30,7 @@ void push__batch_free(struct batch *bt)
 		if (bt->e[i].owns_res)
 			PQclear(bt->e[i].res);
 		PQclear(bt->e[i].remote);
+		PQclear(bt->e[i].moved);
 		free(bt->e[i].merged);
 	}
 	for (int i = 0; i < bt->nshared; i++)
@@ -82,12 +83,17 @@ static void fold_change(struct batch *bt, const struct br_table *t, const struct
  * under the old key are another row, so a batch ends after it. */
 static bool key_moved(struct pgsb *b, const struct br_table *t, const struct sl_change *c)
 {
+	return c->op == 'U' && push__key_moved(b, t, c->old_row, c->new_row);
+}
+
+bool push__key_moved(struct pgsb *b, const struct br_table *t, const char *old_row,
+                     const char *new_row)
+{
 	struct dec_field *of, *nf;
 	size_t on, nn;
 
-	if (c->op != 'U' || !c->old_row || !c->new_row ||
-	    push__parse_image(&b->push.base_dec, c->old_row, &of, &on) ||
-	    push__parse_image(&b->push.final_dec, c->new_row, &nf, &nn))
+	if (!old_row || !new_row || push__parse_image(&b->push.base_dec, old_row, &of, &on) ||
+	    push__parse_image(&b->push.final_dec, new_row, &nf, &nn))
 		return false;
 	for (size_t i = 0; i < t->npgcols; i++) {
 		if (t->pgcols[i].pk_pos <= 0)

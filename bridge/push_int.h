@@ -34,6 +34,7 @@ struct entry {
 	int row;                 /* that row in res; -1: the statement missed */
 	bool owns_res;           /* res is this entry's own (else the batch's) */
 	PGresult *remote;        /* conflicts: the Postgres row (0 or 1 rows) */
+	PGresult *moved;         /* a key move that lost: Postgres's row at the new key */
 	char *merged;            /* OUT_MERGED: the merged row */
 	struct entry *next_same; /* fold: next entry in the same hash bucket */
 };
@@ -68,6 +69,9 @@ void push__entry_own_result(struct entry *e, PGresult *r);
 const struct br_table *push__table_by_local(struct pgsb *b, const char *local);
 void push__batch_free(struct batch *bt);
 int push__fold(struct pgsb *b, struct batch *bt);
+/* Do the two row images differ in a primary-key column? */
+bool push__key_moved(struct pgsb *b, const struct br_table *t, const char *old_row,
+                     const char *new_row);
 
 /* push_sql.c */
 void push__params_free(struct params *p);

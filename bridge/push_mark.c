@@ -99,6 +99,13 @@ static int resolve_one(struct pgsb *b, struct batch *bt, struct entry *e)
 	bt->conflicts++;
 	e->merged = cc.merged_json;
 	e->outcome = w == WIN_LOCAL ? OUT_LOCAL : w == WIN_MERGED ? OUT_MERGED : OUT_REMOTE;
+	if (w == WIN_REMOTE && e->op == 'U' && push__key_moved(b, e->t, e->base, e->final)) {
+		/* The local row moved to a new key and lost: what Postgres holds
+		 * at that key (most often nothing) replaces it locally. */
+		struct entry at_new = {.t = e->t, .op = 'I', .final = e->final, .key = e->key};
+		if (!(e->moved = push__fetch_remote(b, &at_new)))
+			return -1;
+	}
 	if (w == WIN_LOCAL)
 		return force_version(b, e, e->final, false);
 	if (w == WIN_MERGED)
@@ -253,6 +260,9 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 		return 0; /* SQLite already holds what Postgres holds */
 	if (push__local_pending(b, e->t, e->key))
 		return 0;
+	if (e->moved && (PQntuples(e->moved) == 1 ? push__write_pg_row(b, e->t, e->moved, 0, err)
+	                                            : push__delete_local(b, e->t, e->final, err)))
+		return -1;
 	if (e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH)
 		return PQntuples(e->remote) == 1 ? push__write_pg_row(b, e->t, e->remote, 0, err)
 		                                 : push__delete_local(b, e->t, e->key, err);

@@ -179,3 +179,22 @@ Test(server, check_warns_where_last_write_wins_has_no_remote_times,
 	cr_assert_null(strstr(out, "warning: table \"public.u\""), "%s", out);
 	cr_assert_null(strstr(out, "warning: table \"public.p\""), "%s", out);
 }
+
+/* A local key move (3 -> 8) meets a remote update of the old key under
+ * keep-both: Postgres wins, the moved local row does not linger at its
+ * new key, and the local version is kept in the conflicts table. */
+Test(merge, keep_both_over_a_local_key_move_leaves_no_row_behind)
+{
+	char out[4096];
+	it_setup(&env, "movekeep");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (3, 'three')");
+	it_write_conf(&env, "manual", "conflict = keep-both\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET id = 8, v = 'moved' WHERE id = 3");
+	it_sql(&env, "UPDATE t SET v = 'remote' WHERE id = 3");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "3|remote\n");
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id"), "3|remote\n");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE local_row LIKE '%moved%'"), 1);
+}
