@@ -15,6 +15,7 @@ struct check_ctx {
 	PGconn *c;
 	FILE *out;
 	int problems;
+	int skipped; /* tables left out by the default, warned about */
 };
 
 static void problem(struct check_ctx *cx, const char *what, const char *fix)
@@ -204,11 +205,18 @@ static void check_table(struct check_ctx *cx, const struct br_table *t)
 	check_generated_key(cx, t);
 }
 
-/* A table the stream cannot carry (its replica identity lacks the key). */
+/* A table the stream cannot carry (its replica identity lacks the key): a
+ * problem; one the default leaves out (t NULL): a warning. */
 static void refused(void *arg, const struct br_table *t, const char *what, const char *fix)
 {
-	(void)t;
-	problem(arg, what, fix);
+	struct check_ctx *cx = arg;
+
+	if (t) {
+		problem(cx, what, fix);
+		return;
+	}
+	fprintf(cx->out, "warning: %s; fix: %s\n", what, fix);
+	cx->skipped++;
 }
 
 int pgsb_check(struct pgsb *b, FILE *out)
@@ -237,6 +245,7 @@ int pgsb_check(struct pgsb *b, FILE *out)
 		check_table(&cx, &b->tables[i]);
 	PQfinish(cx.c);
 	if (cx.problems == 0)
-		fprintf(out, "ok: all prerequisites hold for %zu tables\n", b->ntables);
+		fprintf(out, "ok: all prerequisites hold for %zu tables%s\n", b->ntables,
+		        cx.skipped ? " (the tables named in the warnings above are not synced)" : "");
 	return cx.problems ? 1 : 0;
 }

@@ -10,7 +10,9 @@
 
 #include "br.h"
 
-/* Told once per refused table: what is wrong and the fix, each one line. */
+/* Told once per refused table: what is wrong and the fix, each one line.
+ * t is NULL for a table that no [table] section names and the default
+ * leaves out (no primary key, or another schema than public). */
 typedef void (*ident_refused_fn)(void *arg, const struct br_table *t, const char *what,
                                  const char *fix);
 
@@ -20,7 +22,8 @@ typedef void (*ident_refused_fn)(void *arg, const struct br_table *t, const char
 int ident_refuse_tables(struct pgsb *b, PGconn *c, ident_refused_fn fn, void *arg, char *err,
                         size_t cap);
 
-/* pgc_resolve_tables, with refused tables told to fn instead of the log. */
+/* pgc_resolve_tables, with refused and left-out tables told to fn instead
+ * of the log. */
 int pgc_resolve_tables_reporting(struct pgsb *b, PGconn *c, ident_refused_fn fn, void *arg,
                                  char *err, size_t cap);
 

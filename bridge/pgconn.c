@@ -233,6 +233,42 @@ static int resolve_default_tables(struct pgsb *b, PGconn *c, char *err, size_t c
 	return rc;
 }
 
+/* With no [table] sections: the tables the default leaves out (of schema
+ * public without a primary key, or of another schema), each told to fn
+ * with a NULL table. */
+static int report_default_skips(PGconn *c, ident_refused_fn fn, void *arg, char *err, size_t cap)
+{
+	PGresult *r = PQexec(c,
+		"SELECT n.nspname, c.relname, n.nspname = 'public' FROM pg_class c JOIN pg_namespace n "
+		"ON n.oid = c.relnamespace WHERE c.relkind = 'r' AND n.nspname <> 'information_schema' "
+		"AND n.nspname !~ '^pg_' AND (n.nspname <> 'public' OR NOT EXISTS (SELECT 1 FROM "
+		"pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)) ORDER BY 3 DESC, 1, 2");
+	char what[1400], fix[800];
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgc_error_text(c, err, cap);
+		PQclear(r);
+		return -1;
+	}
+	for (int i = 0; i < PQntuples(r); i++) {
+		const char *s = PQgetvalue(r, i, 0), *n = PQgetvalue(r, i, 1);
+		if (PQgetvalue(r, i, 2)[0] == 't') {
+			snprintf(what, sizeof what, "table \"%s.%s\" has no primary key: it is not synced "
+			         "(wal2json sends its updates and deletes without a key, and rows are "
+			         "applied by key)", s, n);
+			snprintf(fix, sizeof fix, "ALTER TABLE \"%s\".\"%s\" ADD PRIMARY KEY (...)", s, n);
+		} else {
+			snprintf(what, sizeof what, "table \"%s.%s\" is not synced: with no [table] "
+			         "section only tables of schema public are", s, n);
+			snprintf(fix, sizeof fix, "list every table to sync in [table schema.name] "
+			         "sections, [table %s.%s] among them", s, n);
+		}
+		fn(arg, NULL, what, fix);
+	}
+	PQclear(r);
+	return 0;
+}
+
 static int resolve_configured(struct pgsb *b, PGconn *c, char *err, size_t cap)
 {
 	if (b->cfg->ntables == 0)
@@ -256,6 +292,8 @@ int pgc_resolve_tables_reporting(struct pgsb *b, PGconn *c, ident_refused_fn fn,
 		sl_set_type_resolver(b->db, stream_type_base, b);
 	if (resolve_configured(b, c, err, cap))
 		return -1;
+	if (b->cfg->ntables == 0 && report_default_skips(c, fn, arg, err, cap))
+		return -1;
 	return ident_refuse_tables(b, c, fn, arg, err, cap);
 }
 
@@ -264,10 +302,10 @@ static void log_refused(void *arg, const struct br_table *t, const char *what, c
 {
 	char msg[2400];
 
-	(void)t;
 	snprintf(msg, sizeof msg, "%s; fix: %s", what, fix);
 	log_warn("%s", msg);
-	ev_emit_error(arg, msg, false);
+	if (t) /* a table left out by the default is no error */
+		ev_emit_error(arg, msg, false);
 }
 
 int pgc_resolve_tables(struct pgsb *b, PGconn *c, char *err, size_t cap)

@@ -137,3 +137,49 @@ Test(cli, sync_reports_its_own_peak_rss_not_its_parents)
 	long kb = atol(p + strlen("\"peak_rss_kb\":"));
 	cr_assert(kb > 0 && kb < 100000, "a no-op sync reports %ld kB: %s", kb, out);
 }
+
+static void read_err(struct it_env *e, const char *cmd, char *buf, size_t cap)
+{
+	char path[700];
+	snprintf(path, sizeof path, "%s/%s.err", e->dir, cmd);
+	FILE *f = fopen(path, "r");
+	cr_assert(f, "%s", path);
+	size_t n = fread(buf, 1, cap - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+}
+
+/* With no [table] section, every table the default leaves out is named
+ * with its reason and fix: check warns (exit 0), init logs a warning. */
+Test(cli, check_and_init_name_every_table_the_default_leaves_out)
+{
+	char out[16384], err[16384];
+	it_setup(&env, "skipped");
+	it_sql(&env, "CREATE TABLE good (id int PRIMARY KEY)");
+	for (int i = 0; i < 3; i++)
+		it_sql(&env, "CREATE TABLE nokey%d (id int)", i);
+	it_sql(&env, "CREATE SCHEMA other; CREATE TABLE other.elsewhere (id int PRIMARY KEY)");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "check", out, sizeof out), 0, "%s", out);
+	for (int i = 0; i < 3; i++) {
+		char want[200];
+		snprintf(want, sizeof want, "warning: table \"public.nokey%d\" has no primary key: it is "
+		         "not synced", i);
+		cr_assert(strstr(out, want), "lacks %s: %s", want, out);
+		snprintf(want, sizeof want, "fix: ALTER TABLE \"public\".\"nokey%d\" ADD PRIMARY KEY", i);
+		cr_assert(strstr(out, want), "lacks %s: %s", want, out);
+	}
+	cr_assert(strstr(out, "warning: table \"other.elsewhere\" is not synced: with no [table] "
+	                      "section only tables of schema public are; fix: list every table"), "%s", out);
+	cr_assert_eq(it_count(out, "warning: table"), 4, "%s", out);
+	cr_assert(strstr(out, "ok: all prerequisites hold for 1 tables (the tables named"), "%s", out);
+	cr_assert(!strstr(out, "\"public.good\""), "%s", out);
+
+	cr_assert_eq(it_bridge(&env, "init", out, sizeof out), 0, "%s", out);
+	read_err(&env, "init", err, sizeof err);
+	cr_assert_eq(it_count(err, "has no primary key: it is not synced"), 3, "%s", err);
+	cr_assert_eq(it_count(err, "\"other.elsewhere\" is not synced"), 1, "%s", err);
+	cr_assert(!strstr(out, "\"event\":\"error\""), "a left-out table is no error event: %s", out);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
+	                                 "AND name IN ('good', 'nokey0', 'other__elsewhere')"), 1);
+}
