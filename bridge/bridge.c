@@ -1,6 +1,7 @@
 /* bridge.c: the library's entry points (pgsqlite_bridge.h): loading the
  * config, creating and freeing a bridge, and the commands init, run, sync,
  * status and drop. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,6 +154,30 @@ int pgsb_init(struct pgsb *b)
 	return 0;
 }
 
+/* Signals that arrive before the event loop watches them (while run's
+ * init waits for a server): remembered, never fatal. */
+static volatile sig_atomic_t early_stop, early_sync;
+
+static void on_early_signal(int sig)
+{
+	if (sig == SIGUSR1)
+		early_sync = 1;
+	else if (sig == SIGTERM || sig == SIGINT)
+		early_stop = 1;
+}
+
+static void catch_early_signals(void)
+{
+	struct sigaction sa;
+	int sigs[] = {SIGUSR1, SIGHUP, SIGTERM, SIGINT};
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_early_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &sa, NULL);
+}
+
 /* Did init fail because the server went away or is not up yet (worth
  * retrying), rather than for something a person must fix? */
 static bool init_failure_transient(struct pgsb *b, const char *err)
@@ -187,10 +212,12 @@ static int init_retrying(struct pgsb *b)
 		bool again = init_failure_transient(b, err);
 		log_error("init failed: %s%s", err, again ? "; retrying" : "");
 		ev_emit_error(b, err, again);
-		if (!again)
+		if (!again || early_stop)
 			return 1;
 		struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
+		if (early_stop)
+			return 1;
 		backoff_ms = backoff_ms * 2 > 15000 ? 15000 : backoff_ms * 2;
 	}
 }
@@ -226,8 +253,12 @@ static int sync_push(struct pgsb *b)
 
 int pgsb_run(struct pgsb *b)
 {
+	catch_early_signals();
 	if (prepare(b, true))
-		return 1;
+		return early_stop ? 0 : 1;
+	if (early_stop)
+		return 0;
+	b->sync_requested = early_sync;
 	log_info("running in %s mode", cfg_mode_name(b->cfg->mode));
 	int rc = run_loop(b);
 	log_info("stopped");
