@@ -8,6 +8,7 @@
 #include <cJSON.h>
 
 #include "br.h"
+#include "identity.h"
 #include "log.h"
 
 static void add_state(struct pgsb *b, cJSON *o, const char *json_key, const char *state_key)
@@ -18,6 +19,85 @@ static void add_state(struct pgsb *b, cJSON *o, const char *json_key, const char
 		cJSON_AddStringToObject(o, json_key, v);
 	else
 		cJSON_AddNullToObject(o, json_key);
+}
+
+/* A state key that is added only once it was recorded. */
+static void add_state_if_set(struct pgsb *b, cJSON *o, const char *key)
+{
+	char v[600];
+
+	if (sl_state_get(b->db, key, v, sizeof v) == 1)
+		cJSON_AddStringToObject(o, key, v);
+}
+
+/* The single integer of a query, or -1 (no such table, ...). */
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t v = -1;
+
+	if (sql && sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Pages in use (free pages do not count) against storage_limit. */
+static void add_storage(struct pgsb *b, cJSON *o)
+{
+	sqlite3 *db = sl_handle(b->db);
+	int64_t used = (query_int(db, "PRAGMA page_count") - query_int(db, "PRAGMA freelist_count")) *
+	               query_int(db, "PRAGMA page_size");
+
+	cJSON_AddNumberToObject(o, "storage_used_bytes", (double)used);
+	if (b->cfg->storage_limit > 0)
+		cJSON_AddNumberToObject(o, "storage_limit_bytes", (double)b->cfg->storage_limit);
+	else
+		cJSON_AddNullToObject(o, "storage_limit_bytes");
+}
+
+/* "name": {"rows": N, "pending_local": M}; rows null if not in SQLite. */
+static void add_table_counts(sqlite3 *db, cJSON *tables, const char *local)
+{
+	char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\"", local);
+	int64_t rows = query_int(db, sql);
+	sqlite3_free(sql);
+	sql = sqlite3_mprintf("SELECT count(*) FROM _pgsqlite_changes WHERE table_name = %Q", local);
+	int64_t pending = query_int(db, sql);
+	sqlite3_free(sql);
+	cJSON *t = cJSON_AddObjectToObject(tables, local);
+	if (rows >= 0)
+		cJSON_AddNumberToObject(t, "rows", (double)rows);
+	else
+		cJSON_AddNullToObject(t, "rows");
+	cJSON_AddNumberToObject(t, "pending_local", (double)(pending > 0 ? pending : 0));
+}
+
+/* The synced tables as resolved against Postgres; offline, the tables
+ * with capture triggers or pending changes. */
+static void add_tables(struct pgsb *b, cJSON *o)
+{
+	sqlite3 *db = sl_handle(b->db);
+	cJSON *tables = cJSON_AddObjectToObject(o, "tables");
+	sqlite3_stmt *st = NULL;
+
+	for (size_t i = 0; i < b->ntables; i++)
+		add_table_counts(db, tables, b->tables[i].local);
+	if (b->ntables > 0 || sqlite3_prepare_v2(db,
+		"SELECT tbl_name FROM sqlite_master WHERE type = 'trigger' AND name = '_pgsqlite_' || "
+		"tbl_name || '_ins' UNION SELECT table_name FROM _pgsqlite_changes ORDER BY 1",
+		-1, &st, NULL) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		add_table_counts(db, tables, (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+}
+
+static void quiet(void *arg, const struct br_table *t, const char *what, const char *fix)
+{
+	(void)arg, (void)t, (void)what, (void)fix;
 }
 
 /* Slot facts from the server: lag behind the WAL, status, confirmed flush. */
@@ -45,6 +125,9 @@ static bool add_slot_facts(struct pgsb *b, cJSON *o)
 		cJSON_AddStringToObject(o, "slot_wal_status", "missing");
 	}
 	PQclear(r);
+	char err2[512];
+	if (pgc_resolve_tables_reporting(b, c, quiet, NULL, err2, sizeof err2))
+		b->ntables = 0;
 	PQfinish(c);
 	return true;
 }
@@ -69,6 +152,10 @@ int pgsb_status(struct pgsb *b, FILE *out)
 	cJSON_AddStringToObject(o, "mode", cfg_mode_name(b->cfg->mode));
 	cJSON_AddStringToObject(o, "sqlite", b->cfg->sqlite);
 	add_state(b, o, "initialized_at", "initialized_at");
+	add_storage(b, o);
+	add_tables(b, o);
+	add_state_if_set(b, o, "last_error");
+	add_state_if_set(b, o, "last_error_at");
 	for (cJSON *it = facts->child; it; it = it->next)
 		cJSON_AddItemToObject(o, it->string, cJSON_Duplicate(it, 1));
 	char *s = cJSON_PrintUnformatted(o);

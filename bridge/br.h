@@ -101,6 +101,8 @@ struct repl {
 	int64_t next_attempt_us;  /* no reconnect before this */
 	bool ever_connected;
 	bool offline_reported;
+	char last_error[512];     /* the last connection error, for _pgsqlite_state: */
+	char last_error_at[40];   /* written by the next pull commit (main thread) */
 };
 
 /* Totals for a sync summary. */

@@ -208,6 +208,18 @@ int pull_handle_record(struct pgsb *b, const struct dec_record *rec, char *err, 
 	return -1;
 }
 
+/* The last connection error, noted by run_connection_lost, goes into
+ * _pgsqlite_state (for `status`) with the next commit. */
+static int record_last_error(struct pgsb *b, struct sl_err *e)
+{
+	struct repl *r = &b->repl;
+
+	if (!r->last_error[0])
+		return 0;
+	return sl_state_set(b->db, "last_error", r->last_error, e) ||
+	       sl_state_set(b->db, "last_error_at", r->last_error_at, e) ? -1 : 0;
+}
+
 /* Writes the position into the open transaction and commits it: the
  * Postgres transactions in it become durable, and may be acknowledged. */
 int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
@@ -224,12 +236,13 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
 		snprintf(err, cap, "cannot prune _pgsqlite_pushed: %s", sqlite3_errmsg(sl_handle(b->db)));
 		return -1;
 	}
-	if (sl_state_set(b->db, "applied_lsn", lsn, &e) ||
+	if (sl_state_set(b->db, "applied_lsn", lsn, &e) || record_last_error(b, &e) ||
 	    sl_state_set(b->db, "last_sync", now, &e) || sl_commit(b->db, &e)) {
 		snprintf(err, cap, "cannot commit to SQLite: %s", e.msg);
 		return -1;
 	}
 	r->committed_lsn = r->pending_lsn;
+	r->last_error[0] = '\0';
 	if (r->committed_lsn > r->ack_lsn)
 		r->ack_lsn = r->committed_lsn;
 	ev_emit_sync(b, "pull", r->batch_rows, r->batch_xacts,

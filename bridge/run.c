@@ -23,6 +23,8 @@ void run_connection_lost(struct pgsb *b, const char *why, bool retrying)
 	pull_abort_batch(b);
 	repl_close(b);
 	log_warn("replication connection lost: %s", why);
+	snprintf(r->last_error, sizeof r->last_error, "%s", why);
+	log_iso_time(r->last_error_at, sizeof r->last_error_at);
 	ev_emit_error(b, why, retrying);
 	if (!r->offline_reported) {
 		ev_emit_simple(b, "offline");

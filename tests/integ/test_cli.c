@@ -183,3 +183,37 @@ Test(cli, check_and_init_name_every_table_the_default_leaves_out)
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM sqlite_master WHERE type = 'table' "
 	                                 "AND name IN ('good', 'nokey0', 'other__elsewhere')"), 1);
 }
+
+/* status adds storage used against the limit, rows and pending local
+ * changes per table, and the last error once one was recorded. */
+Test(cli, status_adds_storage_tables_and_the_last_error)
+{
+	char out[8192];
+	it_setup(&env, "status2");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "CREATE TABLE u (id int PRIMARY KEY)");
+	it_sql(&env, "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 3) g");
+	it_write_conf(&env, "realtime", "storage_limit = 10MB\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (10, 'local'), (11, 'local')");
+	cr_assert_eq(it_bridge(&env, "status", out, sizeof out), 0);
+	const char *keys[] = {"\"online\":true", "\"pending_local\":2", "\"storage_limit_bytes\":10485760",
+	                      "\"tables\":{\"t\":{\"rows\":5,\"pending_local\":2},\"u\":{\"rows\":0,"
+	                      "\"pending_local\":0}}"};
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+		cr_assert(strstr(out, keys[i]), "status lacks %s: %s", keys[i], out);
+	const char *used = strstr(out, "\"storage_used_bytes\":");
+	cr_assert(used && atol(used + strlen("\"storage_used_bytes\":")) > 4096, "%s", out);
+	cr_assert(!strstr(out, "\"last_error\""), "no error yet: %s", out);
+
+	pid_t pid = it_run_online(&env);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(pg_terminate_backend(active_pid)) FROM "
+	                              "pg_replication_slots WHERE slot_name = '%s' AND active", env.slot), 1);
+	it_sql(&env, "INSERT INTO u VALUES (1)");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM u", 1, 20000), "%s", it_bridge_stderr(&env));
+	it_stop(&env, pid);
+	cr_assert_eq(it_bridge(&env, "status", out, sizeof out), 0);
+	cr_assert(strstr(out, "\"last_error\":\"") && strstr(out, "\"last_error_at\":\"20"), "%s", out);
+	cr_assert(strstr(out, "\"u\":{\"rows\":1,\"pending_local\":0}"), "%s", out);
+	cr_assert(!strstr(out, "secret-pw"), "%s", out);
+}
