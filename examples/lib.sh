@@ -137,6 +137,6 @@ stays() {
 	done
 	ok "$what (for $secs s)"
 }
-# A bridge's events file holds at least N lines matching PATTERN.
+# How many of the events of bridge NAME match PATTERN.
 count_events() { grep -c -- "$2" "$ex_work/$1.out" 2>/dev/null || true; }
 uuid() { cat /proc/sys/kernel/random/uuid; }

@@ -20,7 +20,8 @@
 #      while it is down; started again: everything arrives, exactly once
 #   6. `down` then `up`: every file kept, no new init, still syncing
 #   7. Postgres's first start is atomic: a failing init script stops the
-#      container, never healthy, leaving no cluster; the next start redoes it
+#      container, never healthy, leaving no cluster; the next start redoes
+#      it, with its passwords from files (*_PASSWORD_FILE, docker secrets)
 # Environment: COMPOSE_TEST_KEEP=1 leaves the stack up (and dockerd
 # running) for a look; COMPOSE_TEST_COLD=1 removes the cached images first
 # (every image built from scratch, as on a fresh machine); COMPOSE (default
@@ -204,7 +205,10 @@ PGSB_POSTGRES_PORT=$(( 20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 120
 dc down -v --remove-orphans >/dev/null 2>&1 || true
 
 log "step 1: build the images"
-dc build >"$work/build.log" 2>&1 || { tail -n 40 "$work/build.log"; fail "build"; }
+# Postgres's image and the bridge's side by side; client_b's is the same
+# image as client_a's, all from the cache.
+{ dc build --parallel postgres client_a && dc build client_b; } >"$work/build.log" 2>&1 ||
+	{ tail -n 40 "$work/build.log"; fail "build"; }
 phase_done "build"
 for img in pgsqlite-bridge:local pgsqlite-bridge-postgres:local; do
 	if { docker image inspect "$img"; docker history --no-trunc "$img"; } | grep -qe "$PGSB_POSTGRES_PASSWORD" -e "$PGSB_BRIDGE_A_PASSWORD"; then
@@ -350,8 +354,16 @@ docker rm -f "${proj}_atomic" >/dev/null
 left=$(docker run --rm -v "$vol:/d" --entrypoint ls pgsqlite-bridge-postgres:local -A /d | tr '\n' ' ')
 [ "$left" = "pgdata.init " ] || fail "after a failed init the volume holds '$left', want only pgdata.init"
 log "ok: the failed init left only pgdata.init, never pgdata"
-# The next start finds the half-done init, removes it and starts over.
-docker run -d --name "${proj}_atomic" -e POSTGRES_PASSWORD=x -v "$vol:/var/lib/postgresql/data" \
+# The next start finds the half-done init, removes it and starts over;
+# this time the passwords come from files (docker secrets).
+mkdir -p "$work/secrets"
+secret > "$work/secrets/postgres_password"
+secret > "$work/secrets/bridge_x_password"
+chmod 755 "$work/secrets"
+chmod 644 "$work/secrets"/*
+docker run -d --name "${proj}_atomic" -e POSTGRES_PASSWORD_FILE=/run/secrets/postgres_password \
+	-e PGSB_BRIDGE_ROLES=bridge_x -e BRIDGE_X_PASSWORD_FILE=/run/secrets/bridge_x_password \
+	-v "$work/secrets:/run/secrets:ro" -v "$vol:/var/lib/postgresql/data" \
 	-v "$work/init-good:/docker-entrypoint-initdb.d:ro" pgsqlite-bridge-postgres:local >/dev/null
 wait_eq "the next start redoes the init and becomes healthy" healthy 120 \
 	docker inspect -f '{{.State.Health.Status}}' "${proj}_atomic"
@@ -359,9 +371,15 @@ docker logs "${proj}_atomic" >"$work/atomic.log" 2>&1
 grep -q "left by an init that did not finish" "$work/atomic.log" || fail "the leftover init was not reported"
 wait_eq "the redone init ran its script" t 10 \
 	docker exec "${proj}_atomic" psql -X -U postgres -d app -Atc "SELECT to_regclass('t') IS NOT NULL"
+wait_eq "bridge_x logs in over TCP with the password from its file" 1 10 \
+	docker exec -e PGPASSWORD="$(cat "$work/secrets/bridge_x_password")" "${proj}_atomic" \
+	psql -X -h 127.0.0.1 -U bridge_x -d app -w -Atc "SELECT 1"
+wait_eq "bridge_x got REPLICATION and the table privileges, no superuser" "t|f|t" 10 \
+	docker exec "${proj}_atomic" psql -X -U postgres -d app -Atc \
+	"SELECT rolreplication, rolsuper, (SELECT bool_and(has_table_privilege('bridge_x', 't', p)) FROM unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p) FROM pg_roles WHERE rolname = 'bridge_x'"
 docker rm -f "${proj}_atomic" >/dev/null
 docker volume rm -f "$vol" >/dev/null
-phase_done "atomic first start"
+phase_done "atomic first start, secrets"
 
 log "all steps passed"
 for t in "${timings[@]}"; do log "  $t"; done
