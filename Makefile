@@ -22,7 +22,7 @@ FUZZ_SECONDS ?= 60
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
 
-PKGS       := libpq sqlite3 inih libcjson
+PKGS       := libpq sqlite3 inih libcjson libmicrohttpd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS))
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS))
 # Debian's libev ships no .pc file: fall back to -lev.

@@ -17,6 +17,7 @@
 #include "../decoder/dec.h"
 #include "../sqlite-side/sl.h"
 #include "pgsqlite_bridge.h"
+#include "metrics.h"
 
 /* A synced table, resolved against the Postgres catalogue. */
 struct br_table {
@@ -142,6 +143,7 @@ struct pgsb {
 	int64_t last_heartbeat_us;
 	char conninfo_masked[512];
 	PGconn *exact_conn;       /* pull: reads back NaN / Infinity by key (exact.c) */
+	struct br_metrics metrics; /* counters and gauges (metrics.c) */
 };
 
 /* time.c-like helpers (bridge.c) */

@@ -64,6 +64,7 @@ struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
 	b->event_fn = ev_print_default;
 	pthread_mutex_init(&b->event_mu, NULL);
 	pthread_mutex_init(&b->push.cancel_mu, NULL);
+	metrics_init(&b->metrics);
 	dec_parser_init(&b->dec);
 	dec_parser_init(&b->push.base_dec);
 	dec_parser_init(&b->push.final_dec);
@@ -110,6 +111,7 @@ void pgsb_free(struct pgsb *b)
 	sl_close(b->push.db);
 	pthread_mutex_destroy(&b->event_mu);
 	pthread_mutex_destroy(&b->push.cancel_mu);
+	metrics_destroy(&b->metrics);
 	dec_parser_free(&b->dec);
 	dec_parser_free(&b->push.base_dec);
 	dec_parser_free(&b->push.final_dec);

@@ -321,6 +321,7 @@ void ev_emit_conflict(struct pgsb *b, const char *table, const char *pk, const c
 	cJSON_AddRawToObject(o, "pk", pk && *pk ? pk : "null");
 	cJSON_AddStringToObject(o, "strategy", strategy);
 	cJSON_AddStringToObject(o, "resolution", resolution);
+	metrics_conflict(&b->metrics, table, strategy, resolution);
 	char *s = cJSON_PrintUnformatted(o);
 	if (s && b->event_fn) {
 		pthread_mutex_lock(&b->event_mu);

@@ -247,6 +247,7 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
 		r->ack_lsn = r->committed_lsn;
 	ev_emit_sync(b, "pull", r->batch_rows, r->batch_xacts,
 	             (br_now_us() - r->batch_start_us) / 1000, r->committed_lsn);
+	metrics_pulled(b, r->batch_rows, r->batch_xacts, b->xact_time);
 	r->batch_rows = r->batch_xacts = 0;
 	return 0;
 }

@@ -201,6 +201,7 @@ static void emit_batch_events(struct pgsb *b, const struct batch *bt, int64_t st
 	}
 	b->push.rows += rows;
 	b->push.conflicts += bt->conflicts;
+	metrics_pushed(&b->metrics, rows);
 	ev_emit_sync(b, "push", rows, 1, (br_now_us() - started) / 1000, bt->commit_lsn);
 }
 

@@ -23,6 +23,7 @@ void run_connection_lost(struct pgsb *b, const char *why, bool retrying)
 	pull_abort_batch(b);
 	repl_close(b);
 	log_warn("replication connection lost: %s", why);
+	metrics_down(&b->metrics, why);
 	snprintf(r->last_error, sizeof r->last_error, "%s", why);
 	log_iso_time(r->last_error_at, sizeof r->last_error_at);
 	ev_emit_error(b, why, retrying);
@@ -49,6 +50,7 @@ static void went_online(struct pgsb *b)
 	log_info("streaming from slot \"%s\" at %s", b->cfg->slot, lsn);
 	r->backoff_ms = BACKOFF_MIN_MS;
 	r->offline_reported = false;
+	metrics_up(&b->metrics, r->ever_connected, r->server_lsn);
 	r->ever_connected = true;
 	ev_emit_simple(b, "online");
 }
@@ -61,6 +63,7 @@ static int resync(struct pgsb *b, const char *why)
 	snprintf(msg, sizeof msg, "%s; resynchronising from a new slot", why);
 	log_error("%s", msg);
 	ev_emit_error(b, msg, true);
+	atomic_fetch_add(&b->metrics.resyncs, 1);
 	/* The copy resolves the tables again: the push thread, which reads
 	 * them, stops for it and starts again after. */
 	bool worker = b->push.worker != NULL;
@@ -325,9 +328,15 @@ int run_loop(struct pgsb *b)
 			return 1;
 		}
 		tail_start(b);
+		if (metrics_start(b, err, sizeof err)) {
+			log_error("%s", err);
+			b->exit_code = 1;
+		}
 	}
 	b->push.wanted = push_has_pending(b);
-	ev_run(b->loop, 0);
+	if (b->exit_code == 0)
+		ev_run(b->loop, 0);
+	metrics_stop(b);
 	tail_stop(b);
 	push_worker_stop(b);
 	if (b->repl.state != REPL_IDLE) {

@@ -340,6 +340,7 @@ static int on_keepalive(struct pgsb *b, const char *buf, int n, char *err, size_
 		return -1;
 	}
 	uint64_t wal_end = be64(buf + 1);
+	metrics_server_lsn(&b->metrics, wal_end);
 	/* Nothing in flight, and every transaction before wal_end applied:
 	 * the slot may advance.  Never after CopyDone: the data we drop then
 	 * lies below the keepalive's position. */
@@ -362,6 +363,7 @@ static int on_xlogdata(struct pgsb *b, const char *buf, int n, char *err, size_t
 		return -1;
 	}
 	uint64_t start = be64(buf + 1);
+	metrics_server_lsn(&b->metrics, be64(buf + 9)); /* the server's WAL end */
 	if (start > r->received_lsn)
 		r->received_lsn = start;
 	if (r->state == REPL_STOPPING)

@@ -5,7 +5,7 @@
 # else.
 set -eu
 pkgs="build-essential pkg-config clang sqlite3 libpq-dev libsqlite3-dev libev-dev
-libcriterion-dev libinih-dev libcjson-dev postgresql-15 postgresql-client-15
+libcriterion-dev libinih-dev libcjson-dev libmicrohttpd-dev postgresql-15 postgresql-client-15
 postgresql-15-wal2json"
 missing=""
 for p in $pkgs; do
