@@ -113,6 +113,10 @@ int main(int argc, char **argv)
 	const char *command = NULL, *path = NULL;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* Until `run` watches them (first a handler that remembers them, then
+	 * the event loop), these must not end the process. */
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

@@ -361,6 +361,48 @@ static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct
 	return rc;
 }
 
+/* One key read from Postgres and written (or deleted) locally, unless the
+ * row has unpushed local changes: their push settles it against Postgres. */
+static int refresh_key(struct pgsb *b, const struct br_table *t, const struct dec_field *key,
+                       size_t nkey, char *err, size_t cap)
+{
+	struct sl_err e = {0};
+	struct dec_record del = {.action = DEC_DELETE, .identity = (struct dec_field *)key,
+	                         .nidentity = nkey};
+	int pending = sl_pending_for_row(b->db, t->local, key, nkey, NULL, &e);
+
+	if (pending != 0)
+		return pending < 0 ? -1 : 0;
+	PGresult *r = read_row_by_key(b, t, key, nkey, err, cap);
+	if (!r)
+		return -1;
+	del.schema = (struct dec_str){t->schema, strlen(t->schema)};
+	del.table = (struct dec_str){t->name, strlen(t->name)};
+	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, key, nkey, &e) : sl_apply(b->db, &del, &e);
+	PQclear(r);
+	if (rc)
+		snprintf(err, cap, "cannot refresh a row of \"%s\": %s", t->local, e.msg);
+	return rc;
+}
+
+int merge_converge_from_postgres(struct pgsb *b, const struct br_table *t,
+                                 const struct dec_record *rec, char *err, size_t cap)
+{
+	struct dec_field oldk[64], newk[64];
+	size_t nold = merge_record_key(rec, oldk, 64), nnew = 0;
+
+	for (size_t k = 0; k < rec->npk && nnew < 64; k++)
+		for (size_t i = 0; i < rec->ncolumns; i++)
+			if (rec->columns[i].name.len == rec->pk[k].name.len &&
+			    memcmp(rec->columns[i].name.p, rec->pk[k].name.p, rec->pk[k].name.len) == 0)
+				newk[nnew++] = rec->columns[i];
+	if (nold == rec->npk && nold && refresh_key(b, t, oldk, nold, err, cap))
+		return -1;
+	if (rec->nidentity && nnew == rec->npk && nnew && refresh_key(b, t, newk, nnew, err, cap))
+		return -1;
+	return 0;
+}
+
 /* Where the row stands when a remote change for it arrives. */
 static int row_state(struct pgsb *b, const struct br_table *t, const struct dec_field *key,
                      size_t nkey, enum merge_state *state, char *err, size_t cap)

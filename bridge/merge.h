@@ -20,6 +20,12 @@ enum merge_state {
 int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                         bool *apply, char *err, size_t cap);
 
+/* After a remote change was set aside: the rows it names (its old key,
+ * and its new key for an update) are read from Postgres and written, or
+ * deleted, locally, unless they have unpushed local changes. */
+int merge_converge_from_postgres(struct pgsb *b, const struct br_table *t,
+                                 const struct dec_record *rec, char *err, size_t cap);
+
 /* The key columns of a remote change (old key for U/D, new row's for I). */
 size_t merge_record_key(const struct dec_record *rec, struct dec_field *key, size_t cap);
 /* The remote change's new row as JSON (malloc'd; NULL without columns). */

@@ -148,6 +148,7 @@ static int set_aside(struct pgsb *b, const struct br_table *t, const struct dec_
 		log_warn("%s", msg);
 		ev_emit_error(b, msg, false);
 		ev_emit_conflict(b, t->local, pk, cfg_conflict_name(t->conflict), "rejected");
+		rc = merge_converge_from_postgres(b, t, rec, err, cap); /* the rows as Postgres has them */
 	}
 	free(pk);
 	free(remote);

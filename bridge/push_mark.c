@@ -78,6 +78,29 @@ static int force_version(struct pgsb *b, struct entry *e, const char *row, bool 
 	return 0;
 }
 
+/* A local key move that wins: the row leaves its old key in Postgres
+ * too (the upsert that follows writes it at the new key). */
+static int delete_old_key(struct pgsb *b, struct entry *e)
+{
+	struct dec_field *f;
+	size_t n, len;
+	char *sql = NULL;
+	struct params p = {0};
+
+	if (push__parse_image(&b->push.key_dec, e->base, &f, &n))
+		return -1;
+	FILE *m = open_memstream(&sql, &len);
+	fprintf(m, "DELETE FROM %s", e->t->qualified);
+	push__sql_key_where(m, e->t, f, n, &p);
+	fclose(m);
+	PGresult *r = push__exec_params(b->push.conn, sql, &p);
+	int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : -1;
+	PQclear(r);
+	free(sql);
+	push__params_free(&p);
+	return rc;
+}
+
 static int resolve_one(struct pgsb *b, struct batch *bt, struct entry *e)
 {
 	push__entry_own_result(e, NULL);
@@ -106,6 +129,9 @@ static int resolve_one(struct pgsb *b, struct batch *bt, struct entry *e)
 		if (!(e->moved = push__fetch_remote(b, &at_new)))
 			return -1;
 	}
+	if (w != WIN_REMOTE && e->op == 'U' && push__key_moved(b, e->t, e->base, e->final) &&
+	    delete_old_key(b, e))
+		return -1;
 	if (w == WIN_LOCAL)
 		return force_version(b, e, e->final, false);
 	if (w == WIN_MERGED)
