@@ -102,13 +102,17 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	pump(w->data);
 }
 
-/* "host:port" or "[v6]:port" into host and port (brackets dropped). */
+/* "host:port" or "[v6]:port" into host and port (brackets dropped); a
+ * port alone gives an empty host (loopback). */
 static int split_address(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
 {
 	const char *colon = strrchr(addr, ':');
 
-	if (!colon)
-		return -1;
+	if (!colon) {
+		host[0] = '\0';
+		snprintf(port, pcap, "%s", addr);
+		return 0;
+	}
 	size_t hlen = (size_t)(colon - addr);
 	const char *h = addr;
 	if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {

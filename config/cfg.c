@@ -332,7 +332,8 @@ static bool valid_port(const char *p)
 	return port >= 1 && port <= 65535;
 }
 
-/* "host:port"; a host with ':' (IPv6) must be in brackets.  Empty: none. */
+/* "host:port"; a host with ':' (IPv6) must be in brackets.  A port alone
+ * ("9187" or ":9187") means loopback.  Empty: none. */
 static int parse_address(const struct opt_type *t, const char *s, void *dst,
 			 char *why, size_t cap)
 {
@@ -341,7 +342,9 @@ static int parse_address(const struct opt_type *t, const char *s, void *dst,
 	(void)t;
 	if (!*s)
 		return set_string(dst, NULL, why, cap);
-	if (!colon || colon == s || !valid_port(colon + 1))
+	if (!colon && valid_port(s))
+		return set_string(dst, s, why, cap);
+	if (!colon || !valid_port(colon + 1))
 		goto fail;
 	size_t hlen = (size_t)(colon - s);
 	if (memchr(s, ':', hlen) && (s[0] != '[' || s[hlen - 1] != ']'))
@@ -349,7 +352,8 @@ static int parse_address(const struct opt_type *t, const char *s, void *dst,
 	return set_string(dst, s, why, cap);
 fail:
 	return bad(why, cap, s, "a valid address",
-		   "host:port with a port from 1 to 65535, e.g. 127.0.0.1:9187; empty for none");
+		   "host:port with a port from 1 to 65535, e.g. 127.0.0.1:9187, or a port alone "
+		   "for loopback; empty for none");
 }
 
 /* ---- conninfo --------------------------------------------------------- */

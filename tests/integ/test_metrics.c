@@ -87,7 +87,8 @@ Test(metrics, counters_match_the_rows_moved_and_the_text_parses)
 	free(h);
 }
 
-/* A conflict is counted with its table and strategy as labels. */
+/* A conflict is counted with its table and strategy as labels (and a
+ * port alone serves on loopback). */
 Test(metrics, conflicts_are_counted_by_table_and_strategy)
 {
 	int port = it_free_port();
@@ -95,7 +96,8 @@ Test(metrics, conflicts_are_counted_by_table_and_strategy)
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
 	it_sql(&env, "INSERT INTO t VALUES (1, 'base')");
 	char extra[128];
-	snprintf(extra, sizeof extra, "metrics = 127.0.0.1:%d\nconflict = remote-wins\n", port);
+	/* A port alone: loopback. */
+	snprintf(extra, sizeof extra, "metrics = %d\nconflict = remote-wins\n", port);
 	it_write_conf(&env, "manual", extra);
 	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0, "%s", it_bridge_stderr(&env));
 	it_sqlite_exec(&env, "UPDATE t SET v = 'local' WHERE id = 1");

@@ -825,6 +825,12 @@ Test(cfg, every_value_form_of_booleans_and_metrics_is_accepted)
 	cr_assert_eq(load("[bridge]\nsqlite = a\nmetrics = [::1]:65535\n", &c, &e), 0, "%s", e.msg);
 	cr_expect_str_eq(c.metrics, "[::1]:65535");
 	cfg_free(&c);
+	cr_assert_eq(load("[bridge]\nsqlite = a\nmetrics = 9187\n", &c, &e), 0, "%s", e.msg);
+	cr_expect_str_eq(c.metrics, "9187");
+	cfg_free(&c);
+	cr_assert_eq(load("[bridge]\nsqlite = a\nmetrics = :9187\n", &c, &e), 0, "%s", e.msg);
+	cfg_free(&c);
+	cr_assert_eq(load("[bridge]\nsqlite = a\nmetrics = 0\n", &c, &e), -1);
 }
 
 Test(cfg, cfg_free_is_safe_on_a_zeroed_or_freed_config)
