@@ -11,8 +11,9 @@
 #
 # The steps, each asserted with a bounded wait:
 #   1. build, up: Postgres and both bridges healthy; the bridge roles are
-#      not superusers and pass `pgsqlite-bridge check`; no password in an
-#      image; Postgres published on 127.0.0.1 only
+#      not superusers and pass `pgsqlite-bridge check`; the bridges' health
+#      checks answer from /healthz, /metrics is reachable on the compose
+#      network; no password in an image; Postgres published on 127.0.0.1 only
 #   2. a row written in Postgres reaches client A's and client B's files
 #   3. a row written in client A's file reaches Postgres and client B
 #   4. `restart postgres`: the bridges reconnect and catch up both ways
@@ -240,6 +241,18 @@ chmod 644 "$work/bridge_a_password"
 out=$(dc run --rm --no-deps -T -e PGPASSWORD= -e PGPASSWORD_FILE=/run/secrets/bridge_a_password \
 	-v "$work/bridge_a_password:/run/secrets/bridge_a_password:ro" client_a status 2>&1) || fail "status with PGPASSWORD_FILE: $out"
 case "$out" in *'"online":true'*) log "ok: PGPASSWORD_FILE (a docker secret) works" ;; *) fail "status with PGPASSWORD_FILE: $out" ;; esac
+for c in client_a client_b; do
+	out=$(docker exec "$(cid "$c")" pgsqlite-bridge-healthcheck 2>&1) || fail "$c's health check: $out"
+	case "$out" in "HTTP/1."?" 200"*) log "ok: $c's health check asks its /healthz: $out" ;;
+	*) fail "$c's health check did not use /healthz: $out" ;; esac
+done
+# Prometheus's view from the compose network: client B scrapes client A.
+scrape() {
+	docker exec "$(cid client_b)" bash -c 'exec 3<>/dev/tcp/client_a/9187 &&
+		printf "GET /metrics HTTP/1.0\r\nHost: client_a\r\n\r\n" >&3 && timeout 5 cat <&3' |
+		sed -n 's/^pgsqlite_bridge_connected \([0-9]*\).*/\1/p'
+}
+wait_eq "client A's /metrics answers on the compose network (connected 1)" 1 30 scrape
 ports=$(docker port "$(dc ps -q postgres)" 5432/tcp)
 [ "$ports" = "127.0.0.1:$PGSB_POSTGRES_PORT" ] || fail "Postgres is published as '$ports', want 127.0.0.1:$PGSB_POSTGRES_PORT only"
 (exec 3<>"/dev/tcp/127.0.0.1/$PGSB_POSTGRES_PORT") 2>/dev/null || fail "nothing listens on 127.0.0.1:$PGSB_POSTGRES_PORT"
