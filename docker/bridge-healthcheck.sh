@@ -11,6 +11,7 @@
 addr=$(pgsqlite-bridge config 2>/dev/null | sed -n 's/^metrics = *//p')
 if [ -n "$addr" ]; then
 	host=${addr%:*} port=${addr##*:}
+	case "$addr" in *:*) ;; *) host=127.0.0.1 ;; esac   # a port alone: loopback
 	case "$host" in
 	0.0.0.0 | "") host=127.0.0.1 ;;
 	"[::]") host=::1 ;;
