@@ -44,3 +44,8 @@ sanitizer_reports
 # The six setups of examples/, against the same cluster.
 BUILD="$BUILD" tests/examples.sh
 sanitizer_reports
+
+# The randomized model test, short and with a fixed seed: every mode and
+# strategy, faults injected, then lost / duplicated / diverged must be 0.
+"$BUILD/soak" --short
+sanitizer_reports
