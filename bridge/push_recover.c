@@ -80,11 +80,16 @@ static int write_rows(struct pgsb *b, struct sl_change *ch, size_t n, int64_t up
 		return -1;
 	for (size_t i = 0; i < n && ch[i].seq <= upto; i++) {
 		const struct br_table *t = push__table_by_local(b, ch[i].table);
-		if (!t || !rows[i] || push__local_pending(b, t, ch[i].pk))
+		if (!t || !rows[i])
 			continue;
-		int rc = PQntuples(rows[i]) == 1 ? push__write_pg_row(b, t, rows[i], 0, e)
-		                                 : push__delete_local(b, t, ch[i].pk, e);
-		if (rc || (PQntuples(rows[i]) == 1 && push__track(b, t->local, ch[i].pk, lsn)))
+		int rc = push__local_pending(b, t, ch[i].pk) ? 0
+		         : PQntuples(rows[i]) == 1 ? push__write_pg_row(b, t, rows[i], 0, e)
+		                                   : push__delete_local(b, t, ch[i].pk, e);
+		/* Tracked always (present or absent, later local changes or not):
+		 * an older remote change must not overwrite it, and when the slot
+		 * does not filter our origin, the push itself (a delete too) comes
+		 * back through the stream and must be recognised as ours. */
+		if (rc || push__track(b, t->local, ch[i].pk, lsn))
 			return -1;
 	}
 	if (sl_state_set(b->push.db, "pushed_seq", seq, e) ||
