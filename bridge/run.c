@@ -4,6 +4,7 @@
  * commit, send final feedback). */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "br.h"
@@ -315,6 +316,9 @@ int run_loop(struct pgsb *b)
 {
 	b->repl.backoff_ms = BACKOFF_MIN_MS;
 	b->repl.next_attempt_us = 0;
+	const char *hold = getenv("PGSQLITE_BRIDGE_TEST_HOLD_PULL_MS");
+	if (hold) /* tests: the stream starts this late, so a push can go first */
+		b->repl.next_attempt_us = br_now_us() + strtoll(hold, NULL, 10) * 1000;
 	b->next_session_us = 0;
 	b->exit_code = 0;
 	b->last_heartbeat_us = br_now_us();

@@ -299,3 +299,37 @@ Test(lossless, rows_a_postgres_trigger_writes_during_our_push_reach_us)
 	assert_equal_tables(&env, "id, qty", "orders");
 	assert_equal_tables(&env, "id, note", "audit");
 }
+
+/* A crash between the push's commit and its mark: the reconcile at the
+ * next start records the rows it marks, so a remote change older than
+ * the push, delivered only afterwards, does not overwrite them. */
+Test(lossless, reconcile_after_a_crash_keeps_older_remote_changes_from_overwriting)
+{
+	it_setup(&env, "reconcileold");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text, w text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'base', 'base')");
+	it_write_conf(&env, "realtime", "conflict = local-wins\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET v = 'local' WHERE id = 1");
+	it_sql(&env, "UPDATE t SET w = 'older remote' WHERE id = 1");
+	/* the push goes first and dies right after its commit */
+	setenv("PGSQLITE_BRIDGE_TEST_HOLD_PULL_MS", "3000", 1);
+	setenv("PGSQLITE_BRIDGE_TEST_CRASH", "after-push-commit", 1);
+	pid_t pid = it_bridge_start(&env, "run");
+	int rc = it_bridge_wait(pid, 20000);
+	unsetenv("PGSQLITE_BRIDGE_TEST_CRASH");
+	cr_assert_eq(rc, 99, "the crash hook did not fire: %s", it_bridge_stderr(&env));
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT v, w FROM t"), "local|base\n");
+	/* the next start reconciles before the stream brings the older change */
+	pid = it_bridge_start(&env, "run");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 15000),
+	          "%s", it_bridge_stderr(&env));
+	it_sleep_ms(4000);
+	unsetenv("PGSQLITE_BRIDGE_TEST_HOLD_PULL_MS");
+	it_sql(&env, "INSERT INTO t VALUES (2, 'after', 'after')");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 2, 15000), "%s", it_bridge_stderr(&env));
+	kill(pid, SIGTERM);
+	cr_assert_eq(it_bridge_wait(pid, 30000), 0);
+	cr_assert(strstr(it_bridge_stderr(&env), "Postgres confirms the commit"), "%s", it_bridge_stderr(&env));
+	assert_equal_tables(&env, "id, v, w", "t");
+}
