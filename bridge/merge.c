@@ -385,17 +385,44 @@ static int refresh_key(struct pgsb *b, const struct br_table *t, const struct de
 	return rc;
 }
 
+/* The key columns of the record's new row. */
+static size_t new_key(const struct dec_record *rec, struct dec_field *newk)
+{
+	size_t n = 0;
+
+	for (size_t k = 0; k < rec->npk && n < 64; k++)
+		for (size_t i = 0; i < rec->ncolumns; i++)
+			if (rec->columns[i].name.len == rec->pk[k].name.len &&
+			    memcmp(rec->columns[i].name.p, rec->pk[k].name.p, rec->pk[k].name.len) == 0)
+				newk[n++] = rec->columns[i];
+	return n;
+}
+
+static bool same_key(const struct dec_field *a, const struct dec_field *z, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i].kind != z[i].kind || a[i].value.len != z[i].value.len ||
+		    memcmp(a[i].value.p, z[i].value.p, a[i].value.len) != 0)
+			return false;
+	return true;
+}
+
+static int refresh_new_key(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                           const struct dec_field *oldk, size_t nold, char *err, size_t cap)
+{
+	struct dec_field newk[64];
+	size_t nnew = new_key(rec, newk);
+
+	if (nnew != nold || nnew == 0 || same_key(oldk, newk, nnew))
+		return 0;
+	return refresh_key(b, t, newk, nnew, err, cap);
+}
+
 int merge_converge_from_postgres(struct pgsb *b, const struct br_table *t,
                                  const struct dec_record *rec, char *err, size_t cap)
 {
 	struct dec_field oldk[64], newk[64];
-	size_t nold = merge_record_key(rec, oldk, 64), nnew = 0;
-
-	for (size_t k = 0; k < rec->npk && nnew < 64; k++)
-		for (size_t i = 0; i < rec->ncolumns; i++)
-			if (rec->columns[i].name.len == rec->pk[k].name.len &&
-			    memcmp(rec->columns[i].name.p, rec->pk[k].name.p, rec->pk[k].name.len) == 0)
-				newk[nnew++] = rec->columns[i];
+	size_t nold = merge_record_key(rec, oldk, 64), nnew = new_key(rec, newk);
 	if (nold == rec->npk && nold && refresh_key(b, t, oldk, nold, err, cap))
 		return -1;
 	if (rec->nidentity && nnew == rec->npk && nnew && refresh_key(b, t, newk, nnew, err, cap))
@@ -448,7 +475,13 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 		*apply = false;
 		return 0;
 	case MERGE_PENDING_LOCAL:
-		return settle_on_pull(b, t, rec, key, nkey, apply, err, cap);
+		if (settle_on_pull(b, t, rec, key, nkey, apply, err, cap))
+			return -1;
+		/* A remote key move whose old key stays local (for the push to
+		 * settle): the row at its new key still comes from Postgres. */
+		if (!*apply && rec->action == DEC_UPDATE && rec->nidentity)
+			return refresh_new_key(b, t, rec, key, nkey, err, cap);
+		return 0;
 	default:
 		return 0;
 	}
