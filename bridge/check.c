@@ -106,6 +106,7 @@ static void check_origin_privileges(struct check_ctx *cx)
 {
 	static const char *const fns[] = {
 		"pg_replication_origin_create(text)", "pg_replication_origin_session_setup(text)",
+		"pg_replication_origin_xact_setup(pg_lsn, timestamp with time zone)",
 		"pg_replication_origin_drop(text)"};
 	char what[300], fix[400];
 

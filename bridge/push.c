@@ -122,13 +122,24 @@ static int collect_results(struct pgsb *b, struct batch *bt, const bool *sent, c
 	return failed ? -1 : 0;
 }
 
-/* BEGIN, and the transaction's id (xid8): written down before the commit,
- * it lets a restart ask Postgres whether the push committed. */
+/* BEGIN, the transaction's id (xid8) and a token set as the origin's
+ * progress, which commits with it.  Both are written down before the
+ * commit; after a crash the push counts as committed only when Postgres
+ * says the xid committed and the origin's progress reached the token (an
+ * xid whose WAL never reached disk can be handed out again after a
+ * crash; the token cannot). */
 static int begin_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
+	char token[32];
+	const char *params[1] = {token};
+
+	bt->token = (uint64_t)br_now_us();
+	dec_format_lsn(bt->token, token, sizeof token);
 	if (pgc_exec_ok(b->push.conn, "BEGIN", err, cap))
 		return -1;
-	PGresult *r = PQexec(b->push.conn, "SELECT pg_current_xact_id()::text");
+	PGresult *r = PQexecParams(b->push.conn, "SELECT pg_current_xact_id()::text, "
+	                           "pg_replication_origin_xact_setup($1::pg_lsn, now())",
+	                           1, NULL, params, NULL, NULL, 0);
 	int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : -1;
 	if (rc)
 		pgc_error_text(b->push.conn, err, cap);
@@ -160,13 +171,16 @@ static int pipeline_batch(struct pgsb *b, struct batch *bt, char *err, size_t ca
 
 /* The end LSN of our last commit under the origin: what the stream would
  * call the push's nextlsn. */
-uint64_t push__origin_commit_lsn(struct pgsb *b)
+static uint64_t origin_status(struct pgsb *b, const char *column_sql)
 {
 	const char *params[1] = {b->cfg->slot};
-	PGresult *r = PQexecParams(b->push.conn,
-		"SELECT local_lsn::text FROM pg_replication_origin_status s "
-		"JOIN pg_replication_origin o ON o.roident = s.local_id WHERE o.roname = $1",
-		1, NULL, params, NULL, NULL, 0);
+	char *sql = NULL;
+	if (asprintf(&sql, "SELECT %s::text FROM pg_replication_origin_status s "
+	             "JOIN pg_replication_origin o ON o.roident = s.local_id WHERE o.roname = $1",
+	             column_sql) < 0)
+		return 0;
+	PGresult *r = PQexecParams(b->push.conn, sql, 1, NULL, params, NULL, NULL, 0);
+	free(sql);
 	uint64_t lsn = 0;
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
@@ -176,6 +190,16 @@ uint64_t push__origin_commit_lsn(struct pgsb *b)
 	}
 	PQclear(r);
 	return lsn;
+}
+
+uint64_t push__origin_commit_lsn(struct pgsb *b)
+{
+	return origin_status(b, "local_lsn");
+}
+
+uint64_t push__origin_progress(struct pgsb *b)
+{
+	return origin_status(b, "remote_lsn");
 }
 
 static void crash_hook(const char *point)

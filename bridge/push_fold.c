@@ -132,6 +132,8 @@ int push__fold(struct pgsb *b, struct batch *bt)
 		if (t && t->direction != CFG_DIRECTION_PULL) {
 			fold_change(bt, t, &bt->ch[i]);
 			moved = key_moved(b, t, &bt->ch[i]);
+			if (moved)
+				find_entry(bt, t, bt->ch[i].pk)->rekeyed = true;
 		}
 		bt->last_seq = bt->ch[i].seq;
 	}

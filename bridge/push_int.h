@@ -35,6 +35,7 @@ struct entry {
 	bool owns_res;           /* res is this entry's own (else the batch's) */
 	PGresult *remote;        /* conflicts: the Postgres row (0 or 1 rows) */
 	PGresult *moved;         /* a key move that lost: Postgres's row at the new key */
+	bool rekeyed;            /* a change in it moved the row to another key */
 	char *merged;            /* OUT_MERGED: the merged row */
 	struct entry *next_same; /* fold: next entry in the same hash bucket */
 };
@@ -47,6 +48,7 @@ struct batch {
 	int64_t last_seq;
 	uint64_t commit_lsn;     /* end LSN of the push's commit in Postgres */
 	char xid[32];            /* the push's Postgres transaction id (xid8), for recovery */
+	uint64_t token;          /* its origin progress (remote_lsn), set with the commit */
 	uint64_t conflicts;
 	struct entry **buckets;  /* fold: hash index over (table, key) */
 	size_t nbuckets;
@@ -102,6 +104,8 @@ int push__delete_local(struct pgsb *b, const struct br_table *t, const char *key
 bool push__local_pending(struct pgsb *b, const struct br_table *t, const char *key);
 int push__track(struct pgsb *b, const char *local, const char *key, uint64_t lsn);
 uint64_t push__origin_commit_lsn(struct pgsb *b);
+/* Our origin's progress (remote_lsn): the largest token committed. */
+uint64_t push__origin_progress(struct pgsb *b);
 
 /* push_recover.c: the in-flight record that makes a push exactly-once */
 int push__inflight_set(struct pgsb *b, const struct batch *bt, char *err, size_t cap);

@@ -298,11 +298,41 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 	return push__write_pg_row(b, e->t, e->res, e->row, err);
 }
 
+/* The pk JSON (the triggers' form) of the row's final image (malloc'd). */
+static char *final_key_json(struct pgsb *b, const struct entry *e)
+{
+	struct dec_field *f, key[64];
+	size_t n, nk = 0;
+	struct sl_err err = {0};
+
+	if (push__parse_image(&b->push.key_dec, e->final, &f, &n))
+		return NULL;
+	for (int pos = 1; pos <= 64; pos++)
+		for (size_t i = 0; i < e->t->npgcols; i++)
+			if (e->t->pgcols[i].pk_pos == pos) {
+				const char *name = e->t->pgcols[i].name;
+				const struct dec_field *v = push__field_named(f, n, (struct dec_str){name, strlen(name)});
+				if (v && nk < 64)
+					key[nk++] = *v;
+			}
+	return nk ? sl_key_json(b->push.db, e->t->local, key, nk, &err) : NULL;
+}
+
+/* Tracked under its key, and under its new key when a change in the
+ * batch moved it: our own push coming back, or an older remote change,
+ * must be recognised under either. */
 static int track_pushed(struct pgsb *b, const struct entry *e, uint64_t lsn)
 {
 	if (e->outcome == OUT_NOTHING || e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH)
 		return 0;
-	return push__track(b, e->t->local, e->key, lsn);
+	if (push__track(b, e->t->local, e->key, lsn))
+		return -1;
+	if (!e->rekeyed || !e->final)
+		return 0;
+	char *fk = final_key_json(b, e);
+	int rc = fk && strcmp(fk, e->key) != 0 ? push__track(b, e->t->local, fk, lsn) : 0;
+	free(fk);
+	return rc;
 }
 
 /* Remembers that our commit at lsn wrote this row: a remote change that

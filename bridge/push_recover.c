@@ -21,7 +21,7 @@ int push__inflight_set(struct pgsb *b, const struct batch *bt, char *err, size_t
 	char v[96];
 	struct sl_err e = {0};
 
-	snprintf(v, sizeof v, "%s %" PRId64, bt->xid, bt->last_seq);
+	snprintf(v, sizeof v, "%s %" PRId64 " %" PRIu64, bt->xid, bt->last_seq, bt->token);
 	if (sl_state_set(b->push.db, INFLIGHT_KEY, v, &e)) {
 		snprintf(err, cap, "cannot record the push in SQLite: %s", e.msg);
 		return -1;
@@ -145,14 +145,20 @@ int push_reconcile(struct pgsb *b, char *err, size_t cap)
 {
 	char text[96], xid[64] = "", status[32];
 	int64_t upto = 0;
+	uint64_t token = 0;
 
 	b->push.pushed_seq = sl_state_get(b->push.db, "pushed_seq", text, sizeof text) == 1
 	                     ? strtoll(text, NULL, 10) : 0;
 	if (sl_state_get(b->push.db, INFLIGHT_KEY, text, sizeof text) != 1 ||
-	    sscanf(text, "%63s %" SCNd64, xid, &upto) != 2)
+	    sscanf(text, "%63s %" SCNd64 " %" SCNu64, xid, &upto, &token) < 2)
 		return 0; /* no push was between its commit and its mark */
 	if (xact_status(b, xid, status, sizeof status, err, cap))
 		return -1;
+	if (strcmp(status, "committed") == 0 && token && push__origin_progress(b) < token) {
+		log_warn("push transaction %s counts as committed in Postgres, but our origin never "
+		         "reached its token: the id was handed out again after a crash; pushed again", xid);
+		strcpy(status, "aborted");
+	}
 	if (strcmp(status, "committed") == 0)
 		return mark_committed(b, upto, err, cap);
 	if (strcmp(status, "in progress") == 0) {

@@ -123,6 +123,7 @@ create_bridge_role() {
 CREATE ROLE $role LOGIN REPLICATION PASSWORD :'pw';
 GRANT EXECUTE ON FUNCTION pg_replication_origin_create(text),
     pg_replication_origin_drop(text), pg_replication_origin_session_setup(text),
+    pg_replication_origin_xact_setup(pg_lsn, timestamptz),
     pg_show_replication_origin_status() TO $role;
 GRANT SELECT ON pg_replication_origin, pg_replication_origin_status TO $role;
 SQL
