@@ -336,7 +336,7 @@ static void op_shared(struct soak_ctx *x, struct soak_actor *a)
 		new_value(x, a, "items", id, val, sizeof val, ts, sizeof ts);
 		s = (struct stmt){UPDATE_ITEM, {id, a->name, val, ts}, 4};
 		kind = 1;
-	} else if (r < 16) {
+	} else if (r < 16 && getenv("SOAK_NO_SHARED_MOVES") == NULL) {
 		new_value(x, a, "items", id2, val, sizeof val, ts, sizeof ts);
 		s = (struct stmt){MOVE_ITEM, {id2, a->name, val, ts, id}, 5};
 		kind = 3;
