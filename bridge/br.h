@@ -199,6 +199,9 @@ bool snap_is_initialized(struct pgsb *b);
 
 /* push.c: local changes to Postgres */
 int push_reconcile(struct pgsb *b, char *err, size_t cap);
+/* Before the pull starts: a push cut off between its commit and its mark
+ * is settled (connects the push when there is one).  0 or -1. */
+int push_recover_first(struct pgsb *b, char *err, size_t cap);
 int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap);
 void push_close(struct pgsb *b);
 void push_free(struct pgsb *b);

@@ -235,6 +235,18 @@ static int prepare(struct pgsb *b, bool retry)
 		log_error("%s", err);
 		return -1;
 	}
+	/* A push cut off between its commit and its mark is settled before
+	 * anything is pulled: its rows must be known as ours when the stream
+	 * brings them back. */
+	for (int backoff_ms = 250; push_recover_first(b, err, sizeof err); ) {
+		log_error("cannot settle the last push: %s%s", err, retry ? "; retrying" : "");
+		ev_emit_error(b, err, retry);
+		if (!retry || early_stop)
+			return -1;
+		struct timespec ts = {backoff_ms / 1000, (long)(backoff_ms % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+		backoff_ms = backoff_ms * 2 > 15000 ? 15000 : backoff_ms * 2;
+	}
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <poll.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "br.h"
@@ -265,7 +266,19 @@ static int commit_and_mark(struct pgsb *b, struct batch *bt, char *err, size_t c
 		snprintf(err, cap, "stopping");
 		return -1;
 	}
-	int rc = commit_remote(b, bt, err, cap) == 0 && push__mark_local(b, bt, err, cap) == 0 ? 0 : -1;
+	int rc = commit_remote(b, bt, err, cap);
+	/* Committed: the mark must follow before the stream moves on, or our
+	 * own rows could come back unrecognised.  A busy or locked file is
+	 * waited for (about 10 s) with the window held. */
+	for (int tries = 0; rc == 0 && push__mark_local(b, bt, err, cap) != 0; tries++) {
+		if (tries == 20) {
+			rc = -1; /* the in-flight record stays: the next start settles it */
+			break;
+		}
+		log_warn("%s; retrying", err);
+		struct timespec ts = {0, 500 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
 	push_window_leave(b);
 	return rc;
 }
@@ -439,6 +452,15 @@ static int push_connect(struct pgsb *b, char *err, size_t cap)
 		return -1;
 	}
 	return 0;
+}
+
+int push_recover_first(struct pgsb *b, char *err, size_t cap)
+{
+	char v[96];
+
+	if (sl_state_get(b->push.db, "push_inflight", v, sizeof v) != 1 || !v[0] || b->push.conn)
+		return 0;
+	return push_connect(b, err, cap); /* reconciles; the connection stays for the push */
 }
 
 void push_close(struct pgsb *b)
