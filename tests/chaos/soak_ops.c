@@ -298,7 +298,7 @@ static void op_private(struct soak_ctx *x, struct soak_actor *a)
 		else if (res == R_AMBIG)
 			a->priv[i].state = PRIV_UNKNOWN;
 	} else { /* key change i -> j; with r == 9 also a new row at i, one transaction */
-		bool combo = r == 9;
+		bool combo = r == 9 && getenv("SOAK_NO_KEY_REUSE") == NULL;
 		new_value(x, a, "items", id2, val, sizeof val, ts, sizeof ts);
 		if (combo)
 			new_value(x, a, "items", id, val2, sizeof val2, ts2, sizeof ts2);
