@@ -130,15 +130,20 @@ int push__fold(struct pgsb *b, struct batch *bt)
 	for (size_t i = 0; i < bt->nch && !moved; i++) {
 		const struct br_table *t = push__table_by_local(b, bt->ch[i].table);
 		if (t && t->direction != CFG_DIRECTION_PULL) {
-			fold_change(bt, t, &bt->ch[i]);
 			moved = key_moved(b, t, &bt->ch[i]);
+			if (moved && i > 0) {
+				moved = false; /* this batch has no move: it is sorted */
+				break; /* a key move goes in a batch of its own, after what came before */
+			}
+			fold_change(bt, t, &bt->ch[i]);
 			if (moved)
 				find_entry(bt, t, bt->ch[i].pk)->rekeyed = true;
 		}
 		bt->last_seq = bt->ch[i].seq;
 	}
-	/* A key move keeps the changes' own order: a later row may need the
-	 * key it frees, or the key it takes may be freed earlier. */
+	/* A key move is alone in its batch: what came before it (a row that
+	 * frees the key it takes) is pushed first, what comes after (a new
+	 * row at the key it frees) later. */
 	if (!moved)
 		qsort(bt->e, bt->ne, sizeof *bt->e, entry_order);
 	return 0;

@@ -333,3 +333,24 @@ Test(lossless, reconcile_after_a_crash_keeps_older_remote_changes_from_overwriti
 	cr_assert(strstr(it_bridge_stderr(&env), "Postgres confirms the commit"), "%s", it_bridge_stderr(&env));
 	assert_equal_tables(&env, "id, v, w", "t");
 }
+
+/* Delete row 2, then move row 6 onto key 2 and insert a new row 6 in one
+ * transaction: pushed in that order, under keep-both, nothing lingers. */
+Test(lossless, a_key_move_onto_a_freed_key_then_a_new_row_at_the_old_key)
+{
+	char out[4096];
+	it_setup(&env, "movefreed");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_write_conf(&env, "manual", "conflict = keep-both\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "INSERT INTO t VALUES ('k6', 'v1'); INSERT INTO t VALUES ('k2', 'v2')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	it_sqlite_exec(&env, "UPDATE t SET id = 'k3', v = 'v99' WHERE id = 'k6'");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES ('k6', 'v100')");
+	it_sqlite_exec(&env, "DELETE FROM t WHERE id = 'k2'");
+	it_sqlite_exec(&env, "BEGIN; UPDATE t SET id = 'k2', v = 'v102' WHERE id = 'k6'; "
+	                     "INSERT INTO t VALUES ('k6', 'v103'); COMMIT");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|v102\nk3|v99\nk6|v103\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
