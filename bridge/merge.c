@@ -452,7 +452,7 @@ static int row_state(struct pgsb *b, const struct br_table *t, const struct dec_
 		return -1;
 	}
 	if (pending)
-		*state = MERGE_PENDING_LOCAL;
+		*state = pending == 2 ? MERGE_MOVE_TARGET : MERGE_PENDING_LOCAL;
 	return 0;
 }
 
@@ -473,6 +473,11 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 	switch (state) {
 	case MERGE_PUSHED_UNSEEN:
 		*apply = false;
+		return 0;
+	case MERGE_MOVE_TARGET: /* the local row at this key is the moved one */
+		*apply = false;
+		if (rec->action == DEC_UPDATE && rec->nidentity)
+			return refresh_new_key(b, t, rec, key, nkey, err, cap);
 		return 0;
 	case MERGE_PENDING_LOCAL:
 		if (settle_on_pull(b, t, rec, key, nkey, apply, err, cap))

@@ -11,6 +11,8 @@
 enum merge_state {
 	MERGE_AGREED,        /* no unpushed local change, nothing of ours newer: apply */
 	MERGE_PENDING_LOCAL, /* unpushed local changes: the strategy decides */
+	MERGE_MOVE_TARGET,   /* an unpushed local update moved another row onto this key:
+	                        left for that push to settle against Postgres */
 	MERGE_PUSHED_UNSEEN, /* our push wrote a newer version (or this is it coming back) */
 	MERGE_REMOTE_NEWER,  /* push side: its guard missed; conflict_decide settles it */
 };

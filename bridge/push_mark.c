@@ -228,11 +228,13 @@ static sqlite3_stmt *cached(struct pgsb *b, sqlite3_stmt **slot, const char *sql
 	return *slot;
 }
 
-/* A local change newer than the batch for this row: leave the row alone. */
+/* A local change newer than the batch for this row (or one that moved
+ * another row onto its key): leave the row alone. */
 bool push__local_pending(struct pgsb *b, const struct br_table *t, const char *key)
 {
 	sqlite3_stmt *st = cached(b, &b->push.st_pending,
-		"SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2 LIMIT 1");
+		"SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND (pk = ?2 OR new_pk = ?2)"
+		" LIMIT 1");
 	bool pending;
 
 	if (!st)

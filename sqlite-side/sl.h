@@ -164,11 +164,15 @@ int sl_changes_delete_upto(struct sl_db *db, int64_t upto, struct sl_err *err)
 /* Is there a pending change for this row?  key holds the key columns'
  * values as a remote record carries them (names and values); they are
  * bound like sl_apply binds them and turned into the trigger's pk JSON
- * form.  Returns 1 (and the lowest such seq in *seq if seq is not NULL),
- * 0 none (also for a missing table), -1 error.  Fast when the change log
+ * form.  Returns 1 when a change of the row under that key is pending (the
+ * lowest such seq in *seq if seq is not NULL), 2 when the only pending
+ * change is an update that moves another row onto that key, 0 none (also
+ * for a missing table), -1 error.  Fast when the change log
  * is empty: one cached one-row probe, no JSON built. */
 int sl_pending_for_row(struct sl_db *db, const char *local_table, const struct dec_field *key,
                        size_t nkey, int64_t *seq, struct sl_err *err);
+/* Writes the capture triggers of every captured table anew. 0 or -1. */
+int sl_capture_rewrite_all(struct sl_db *db, struct sl_err *err);
 /* Deletes the pending changes of that row. Returns the number deleted or -1. */
 int sl_drop_pending_for_row(struct sl_db *db, const char *local_table,
                             const struct dec_field *key, size_t nkey, struct sl_err *err);

@@ -194,6 +194,23 @@ static void put_changed(struct sl_buf *b, const struct sl_table *t)
 	sl_buf_str(b, ")");
 }
 
+/* new_pk: an update that moves the row to another key also names the new
+ * key, so that the row found at that key counts as pending too. */
+static void put_new_pk(struct sl_buf *b, const struct sl_table *t, char op, size_t chunk)
+{
+	if (op != 'U') {
+		sl_buf_str(b, "NULL");
+		return;
+	}
+	sl_buf_str(b, "CASE WHEN ");
+	put_json(b, t, t->pk, t->npk, "NEW", chunk);
+	sl_buf_str(b, " IS NOT ");
+	put_json(b, t, t->pk, t->npk, "OLD", chunk);
+	sl_buf_str(b, " THEN ");
+	put_json(b, t, t->pk, t->npk, "NEW", chunk);
+	sl_buf_str(b, " END");
+}
+
 /* pk: of NEW for an insert, of OLD (the key the remote side knows) for an
  * update or delete. */
 static void put_trigger(struct sl_buf *b, const char *name, size_t len,
@@ -208,8 +225,8 @@ static void put_trigger(struct sl_buf *b, const char *name, size_t len,
 	              " WHERE key = 'applying') IS NOT '1'");
 	if (op == 'U')
 		put_changed(b, t);
-	sl_buf_str(b, " BEGIN INSERT INTO _pgsqlite_changes (table_name, op, pk, new_row, old_row)"
-	              " VALUES (");
+	sl_buf_str(b, " BEGIN INSERT INTO _pgsqlite_changes (table_name, op, pk, new_row, old_row,"
+	              " new_pk) VALUES (");
 	put_lit(b, name, len);
 	sl_buf_str(b, op == 'I' ? ", 'I', " : op == 'U' ? ", 'U', " : ", 'D', ");
 	put_json(b, t, t->pk, t->npk, op == 'I' ? "NEW" : "OLD", chunk);
@@ -223,6 +240,8 @@ static void put_trigger(struct sl_buf *b, const char *name, size_t len,
 		sl_buf_str(b, "NULL");
 	else
 		put_json(b, t, NULL, t->ncols, "OLD", chunk);
+	sl_buf_str(b, ", ");
+	put_new_pk(b, t, op, chunk);
 	sl_buf_str(b, "); END;");
 }
 
@@ -297,6 +316,34 @@ int sl_capture_install(struct sl_db *db, const char *local_table, struct sl_err 
 	return triggers_write(db, local_table, strlen(local_table), t, err);
 }
 
+int sl_capture_rewrite_all(struct sl_db *db, struct sl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	char **names = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT DISTINCT tbl_name FROM sqlite_master WHERE"
+	                       " type = 'trigger' AND name LIKE '\\_pgsqlite\\_%\\_upd' ESCAPE '\\'",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return sl_fail_db(db, err, "cannot list the capture triggers", NULL);
+	while (rc == 0 && sqlite3_step(st) == SQLITE_ROW) {
+		char **more = realloc(names, (n + 1) * sizeof *names);
+		if (!more || !(more[n] = strdup((const char *)sqlite3_column_text(st, 0))))
+			rc = sl_fail(err, SQLITE_NOMEM, "cannot list the capture triggers: out of memory");
+		names = more ? more : names;
+		n += rc == 0;
+	}
+	sqlite3_finalize(st);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = sl_capture_install(db, names[i], err);
+		free(names[i]);
+	}
+	free(names);
+	return rc;
+}
+
 int sl_capture_remove(struct sl_db *db, const char *local_table, struct sl_err *err)
 {
 	if (!local_table || !*local_table)
@@ -345,8 +392,8 @@ int sl_capture_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err)
 
 static const char *const own_sql[SLC_NSTMT] = {
 	[SLC_ANY] = "SELECT 1 FROM _pgsqlite_changes LIMIT 1",
-	[SLC_FIND] = "SELECT seq FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2"
-	             " ORDER BY seq LIMIT 1",
+	[SLC_FIND] = "SELECT seq, pk IS ?2 FROM _pgsqlite_changes WHERE table_name = ?1"
+	             " AND (pk = ?2 OR new_pk = ?2) ORDER BY pk IS ?2 DESC, seq LIMIT 1",
 	[SLC_DROP] = "DELETE FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2",
 	[SLC_READ] = "SELECT seq, table_name, op, pk, new_row, old_row, changed_at"
 	             " FROM _pgsqlite_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
@@ -686,7 +733,7 @@ static int log_by_key(struct sl_db *db, int which, const char *table,
 	if (rc == SQLITE_ROW && seq)
 		*seq = sqlite3_column_int64(st, 0);
 	if (rc == SQLITE_ROW)
-		r = 1;
+		r = which == SLC_FIND && !sqlite3_column_int(st, 1) ? 2 : 1;
 	else if (rc == SQLITE_DONE)
 		r = which == SLC_DROP ? sqlite3_changes(db->h) : 0;
 	else

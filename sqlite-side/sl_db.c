@@ -17,7 +17,8 @@ static const char BRIDGE_DDL[] =
 	" table_name TEXT NOT NULL,"
 	" op TEXT NOT NULL CHECK (op IN ('I','U','D')),"
 	" pk TEXT, new_row TEXT, old_row TEXT,"
-	" changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')));"
+	" changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')),"
+	" new_pk TEXT);"
 	"CREATE TABLE IF NOT EXISTS _pgsqlite_conflicts ("
 	"id INTEGER PRIMARY KEY AUTOINCREMENT, table_name TEXT, pk TEXT,"
 	" local_row TEXT, remote_row TEXT, strategy TEXT, resolution TEXT,"
@@ -97,13 +98,35 @@ static int pow2_fill(struct sl_db *db, struct sl_err *err)
 	return sl_exec(db, "RELEASE _pgsqlite_pow2_fill", "cannot fill", "_pgsqlite_pow2", err);
 }
 
+/* The change log's new_pk column (the key an update moved the row to)
+ * came after the first files: a file without it gets it, and its capture
+ * triggers are written anew so that they fill it.  Then its index. */
+static int migrate_new_pk(struct sl_db *db, struct sl_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	bool has = false;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM pragma_table_info('_pgsqlite_changes')"
+	                       " WHERE name = 'new_pk'", -1, &st, NULL) != SQLITE_OK)
+		return sl_fail_db(db, err, "cannot read the columns of", "_pgsqlite_changes");
+	has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (!has && (sl_exec(db, "ALTER TABLE _pgsqlite_changes ADD COLUMN new_pk TEXT",
+	                     "cannot add column new_pk to", "_pgsqlite_changes", err) ||
+	             sl_capture_rewrite_all(db, err)))
+		return -1;
+	return sl_exec(db, "CREATE INDEX IF NOT EXISTS _pgsqlite_changes_moved ON _pgsqlite_changes"
+	                   " (table_name, new_pk) WHERE new_pk IS NOT NULL",
+	               "cannot create an index on", "_pgsqlite_changes", err);
+}
+
 static int open_setup(struct sl_db *db, struct sl_err *err)
 {
 	sqlite3_busy_timeout(db->h, 5000);
 	if (sl_exec(db, "PRAGMA journal_mode=WAL", "cannot set the journal mode", NULL, err) ||
 	    sl_exec(db, "PRAGMA synchronous=FULL", "cannot set synchronous", NULL, err) ||
 	    sl_exec(db, BRIDGE_DDL, "cannot create the bridge tables", NULL, err) ||
-	    pow2_fill(db, err))
+	    migrate_new_pk(db, err) || pow2_fill(db, err))
 		return -1;
 	return 0;
 }

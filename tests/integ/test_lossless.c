@@ -354,3 +354,51 @@ Test(lossless, a_key_move_onto_a_freed_key_then_a_new_row_at_the_old_key)
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|v102\nk3|v99\nk6|v103\n");
 	assert_equal_tables(&env, "id, v", "t");
 }
+
+/* A remote insert and delete at a key that a pending local key move has
+ * taken: the moved row stays (its push settles it), whatever the
+ * strategy. */
+Test(lossless, remote_changes_at_a_key_a_pending_local_move_took_leave_the_moved_row)
+{
+	char out[4096];
+	it_setup(&env, "movetarget");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k1', 'one')");
+	it_write_conf(&env, "manual", "conflict = remote-wins\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET id = 'k2' WHERE id = 'k1'");
+	it_sql(&env, "INSERT INTO t VALUES ('k2', 'remote')");
+	it_sql(&env, "DELETE FROM t WHERE id = 'k2'");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|one\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
+
+/* A batch whose changes cancel out brings the row back from Postgres; a
+ * local key move onto that key committed while the batch was in flight
+ * must not be overwritten by that refresh. */
+Test(lossless, a_refresh_never_overwrites_a_row_moved_onto_its_key_meanwhile)
+{
+	it_setup(&env, "refreshmove");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k1', 'one')");
+	it_write_conf(&env, "realtime", NULL);
+	pid_t pid = it_run_online(&env);
+	PGconn *locker = PQconnectdb(env.conninfo);
+	cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+	PQclear(PQexec(locker, "BEGIN"));
+	PQclear(PQexec(locker, "LOCK TABLE t IN EXCLUSIVE MODE"));
+	it_sqlite_exec(&env, "BEGIN; INSERT INTO t VALUES ('k2', 'x'); UPDATE t SET v = 'y' WHERE id = 'k2';"
+	                     " DELETE FROM t WHERE id = 'k2'; COMMIT");
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM pg_locks WHERE NOT granted "
+	                         "AND relation = 't'::regclass", 1, 10000), "the push did not reach the lock");
+	it_sqlite_exec(&env, "UPDATE t SET id = 'k2', v = 'moved' WHERE id = 'k1'");
+	PQclear(PQexec(locker, "ROLLBACK"));
+	PQfinish(locker);
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t WHERE id = 'k2' AND v = 'moved'", 1, 15000),
+	          "%s", it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 15000));
+	it_stop(&env, pid);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|moved\n");
+	assert_equal_tables(&env, "id, v", "t");
+}

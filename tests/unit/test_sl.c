@@ -177,7 +177,7 @@ Test(sl, open_creates_the_bridge_tables_in_wal_mode)
 	expect("SELECT group_concat(name || ' ' || type || ' ' || \"notnull\", ',')"
 	       " FROM pragma_table_info('_pgsqlite_changes')",
 	       "seq INTEGER 0,table_name TEXT 1,op TEXT 1,pk TEXT 0,new_row TEXT 0,old_row TEXT 0,"
-	       "changed_at TEXT 1");
+	       "changed_at TEXT 1,new_pk TEXT 0");
 	expect("SELECT group_concat(name || ' ' || type || ' ' || pk, ',')"
 	       " FROM pragma_table_info('_pgsqlite_state')",
 	       "key TEXT 1,value TEXT 0");

@@ -526,6 +526,46 @@ Test(sl_capture, pending_for_row_sees_only_that_rows_changes)
 	cr_assert_not_null(strstr(e.msg, "lacks column \"id\""), "%s", e.msg);
 }
 
+Test(sl_capture, a_row_moved_onto_a_key_makes_that_key_pending_as_a_move_target)
+{
+	struct dec_field k1[] = {fint("id", "1")};
+	struct dec_field k2[] = {fint("id", "2")};
+	struct dec_field k3[] = {fint("id", "3")};
+	struct sl_err e = {0};
+
+	mixed_table();
+	app_exec("INSERT INTO t (id, v) VALUES (1, 'a')");
+	cr_assert_eq(sl_pending_for_row(db, "t", k1, 1, NULL, &e), 1, "%s", e.msg);
+	cr_assert_eq(sl_pending_for_row(db, "t", k2, 1, NULL, &e), 0, "%s", e.msg);
+	app_exec("UPDATE t SET id = 2 WHERE id = 1");
+	cr_assert_eq(sl_pending_for_row(db, "t", k1, 1, NULL, &e), 1, "the old key: %s", e.msg);
+	cr_assert_eq(sl_pending_for_row(db, "t", k2, 1, NULL, &e), 2, "the new key: %s", e.msg);
+	cr_assert_eq(sl_pending_for_row(db, "t", k3, 1, NULL, &e), 0, "%s", e.msg);
+	expect("SELECT group_concat(coalesce(new_pk, '-'), ' ') FROM _pgsqlite_changes",
+	       "- {\"id\":2}");
+	app_exec("UPDATE t SET v = 'at 2' WHERE id = 2");
+	cr_assert_eq(sl_pending_for_row(db, "t", k2, 1, NULL, &e), 1, "own changes first: %s", e.msg);
+}
+
+Test(sl_capture, a_file_from_before_new_pk_gets_the_column_and_new_triggers)
+{
+	struct dec_field k2[] = {fint("id", "2")};
+	struct sl_err e = {0};
+
+	mixed_table();
+	sl_close(db);
+	db = NULL;
+	/* the change log as the first files had it, with the old trigger */
+	app_exec("DROP INDEX _pgsqlite_changes_moved; ALTER TABLE _pgsqlite_changes DROP COLUMN new_pk;"
+	         "DROP TRIGGER _pgsqlite_t_upd; CREATE TRIGGER _pgsqlite_t_upd AFTER UPDATE ON t"
+	         " BEGIN INSERT INTO _pgsqlite_changes (table_name, op, pk) VALUES ('t', 'U', '{}'); END;");
+	cr_assert_eq(sl_open(path, &db, &e), 0, "sl_open: %s", e.msg);
+	sqlite3_close(app); /* its schema cache holds the test's half-old triggers */
+	cr_assert_eq(sqlite3_open(path, &app), SQLITE_OK);
+	app_exec("INSERT INTO t (id, v) VALUES (1, 'a'); UPDATE t SET id = 2 WHERE id = 1");
+	cr_assert_eq(sl_pending_for_row(db, "t", k2, 1, NULL, &e), 2, "%s", e.msg);
+}
+
 Test(sl_capture, drop_pending_deletes_only_that_rows_changes)
 {
 	struct dec_field k1[] = {fint("id", "1")};
