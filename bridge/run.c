@@ -90,7 +90,10 @@ static void try_connect(struct pgsb *b)
 	if ((rc == -2 || rc == -3) && resync(b, err) == 0)
 		rc = repl_start(b, err, sizeof err);
 	if (rc == 0) {
-		if (b->session_active && r->target_lsn == 0)
+		/* on-reconnect: the connection coming back is itself a reason to
+		 * sync, so a session cut off runs on to the server's position now */
+		bool back = r->offline_reported && b->cfg->mode == CFG_MODE_ON_RECONNECT;
+		if (b->session_active && (r->target_lsn == 0 || back))
 			r->target_lsn = r->server_lsn ? r->server_lsn : 1;
 		if (r->target_lsn && r->ack_lsn >= r->target_lsn)
 			r->target_reached = true;
