@@ -77,7 +77,7 @@ static void periodic(const char *bdir)
 	pid_t pid = it_bridge_start(&env, "run");
 	modes_assert_remote_moved(&env, 1);
 	modes_assert_local_moved(&env, 1001);
-	modes_wait_slot_idle(&env);
+	modes_wait_session_over(&env);
 	modes_write_remote(&env, 2);
 	modes_write_local(&env, 1002);
 	it_sleep_ms(1500);
@@ -117,7 +117,7 @@ static void on_reconnect(const char *bdir)
 	pid_t pid = it_bridge_start(&env, "run");
 	modes_assert_remote_moved(&env, 1);
 	modes_assert_local_moved(&env, 1001);
-	modes_wait_slot_idle(&env);
+	modes_wait_session_over(&env);
 	modes_write_remote(&env, 2);
 	modes_write_local(&env, 1002);
 	it_sleep_ms(4000); /* longer than the reachability probe's period */

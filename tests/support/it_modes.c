@@ -90,12 +90,15 @@ int64_t modes_local_rows_in_pg(struct it_env *e)
 	                     "(SELECT count(*) FROM ps WHERE id >= 1000)");
 }
 
-void modes_wait_slot_idle(struct it_env *e)
+void modes_wait_session_over(struct it_env *e)
 {
 	char sql[200];
 	snprintf(sql, sizeof sql,
 	         "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '%s' AND active", e->slot);
 	cr_assert(it_wait_pg_int(e, sql, 0, MOVE_TIMEOUT_MS), "the session never ended: %s", it_bridge_stderr(e));
+	cr_assert(it_wait_sqlite_int(e, "SELECT count(*) FROM _pgsqlite_changes", 0, MOVE_TIMEOUT_MS),
+	          "the session's push never ended: %s", it_bridge_stderr(e));
+	it_sleep_ms(300); /* the push round that found nothing more ends */
 }
 
 void modes_wait_sync_rows(struct it_env *e, const char *direction, int rows)
