@@ -205,7 +205,8 @@ int pgsb_drop(struct pgsb *b)
 		log_error("drop failed on the server: %s", err);
 		return 1;
 	}
-	if (sqlite3_exec(sl_handle(b->db), "DROP TABLE IF EXISTS _pgsqlite_pushed", NULL, NULL, NULL) != SQLITE_OK ||
+	if (sqlite3_exec(sl_handle(b->db), "DROP TABLE IF EXISTS _pgsqlite_pushed; "
+	                 "DROP TABLE IF EXISTS _pgsqlite_snapq", NULL, NULL, NULL) != SQLITE_OK ||
 	    sl_drop_bridge_objects(b->db, &e)) {
 		log_error("drop failed in SQLite: %s", e.msg);
 		return 1;

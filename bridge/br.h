@@ -27,7 +27,11 @@ struct br_table {
 	char qualified[600];           /* "schema"."name", quoted for SQL */
 	enum cfg_direction direction;  /* effective */
 	enum cfg_conflict conflict;    /* effective strategy */
-	bool skip;
+	bool skip;                     /* config: not synced (reload changes it with the push stopped) */
+	_Atomic bool push_held;        /* the push leaves this table's local changes waiting:
+	                                  skip, or an online snapshot that has not yet put them
+	                                  back on top (table_snap.c; main thread sets it) */
+	int snap_phase;                /* table_snap.c's phase for it (main thread only) */
 	struct sl_column *pgcols;      /* Postgres columns (push side), loaded lazily */
 	size_t npgcols;
 	bool stage_ready;              /* push: its temporary stage table exists on the connection */
@@ -131,6 +135,9 @@ struct pgsb {
 	pgsb_merge_fn merge_fn;
 	void *merge_arg;
 	uint64_t xact_end_lsn;    /* commit end LSN of the transaction being pulled */
+	uint32_t xact_xid;        /* its xid (0: unknown) */
+	struct tsnap *tsnap;      /* online table snapshots (table_snap.c) */
+	volatile sig_atomic_t reload_requested; /* SIGHUP: reload at the next boundary */
 	char xact_time[64];       /* its commit timestamp as wal2json printed it */
 	volatile sig_atomic_t stop_requested;
 	volatile sig_atomic_t sync_requested;
@@ -187,6 +194,12 @@ int pull_handle_record(struct pgsb *b, const struct dec_record *rec, char *err, 
 int pull_commit_batch(struct pgsb *b, char *err, size_t cap);
 void pull_abort_batch(struct pgsb *b);
 bool pull_batch_due(struct pgsb *b);
+/* Opens the pull's SQLite transaction if none is open. */
+int pull_ensure_batch(struct pgsb *b, char *err, size_t cap);
+/* One remote change to table t through the merge point into the open
+ * batch (also for changes an online snapshot queued). */
+int pull_apply_change(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                      char *err, size_t cap);
 int pull_load_position(struct pgsb *b, char *err, size_t cap);
 
 /* reapply.c: pending local changes re-applied on top of a fresh copy
@@ -196,6 +209,27 @@ int reapply_pending(struct pgsb *b, const struct br_table *only, char *err, size
 /* snapshot.c */
 int snap_init(struct pgsb *b, bool resync, char *err, size_t cap);
 bool snap_is_initialized(struct pgsb *b);
+
+/* table_snap.c: online snapshots of single tables while the stream goes
+ * on (new tables, skip turned off, a table to rebuild).  tsnap_start reads
+ * each table's durable state and schedules what must be copied (run and
+ * sync); tsnap_route decides a streamed change to a table under snapshot:
+ * 1 consumed (seen by the copy, or queued behind it), 0 apply it now, -1
+ * error.  tsnap_abort stops the copy in hand (it is redone later);
+ * tsnap_reschedule after the table list changed (reload, resync). */
+int tsnap_start(struct pgsb *b, char *err, size_t cap);
+void tsnap_stop(struct pgsb *b);
+int tsnap_route(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                char *err, size_t cap);
+void tsnap_abort(struct pgsb *b);
+int tsnap_reschedule(struct pgsb *b, char *err, size_t cap);
+/* table_state.c: every table recorded as copied (init, inside its
+ * transaction). */
+int tstate_mark_all_copied(struct pgsb *b, char *err, size_t cap);
+
+/* reload.c: SIGHUP: the config read again and applied whole, or refused
+ * whole (main thread, between two pulled transactions). */
+void reload_apply(struct pgsb *b);
 
 /* push.c: local changes to Postgres */
 int push_reconcile(struct pgsb *b, char *err, size_t cap);

@@ -44,7 +44,7 @@ static const struct br_table *find_table(struct pgsb *b, const struct dec_record
 	return NULL;
 }
 
-static int ensure_batch(struct pgsb *b, char *err, size_t cap)
+int pull_ensure_batch(struct pgsb *b, char *err, size_t cap)
 {
 	struct sl_err e;
 
@@ -79,6 +79,7 @@ static int on_begin(struct pgsb *b, const struct dec_record *rec, char *err, siz
 	r->in_xact = true;
 	r->skipping = rec->nextlsn != 0 && rec->nextlsn <= have;
 	b->xact_end_lsn = rec->nextlsn;
+	b->xact_xid = rec->has_xid ? rec->xid : 0;
 	snprintf(b->xact_time, sizeof b->xact_time, "%.*s", (int)rec->timestamp.len,
 	         rec->timestamp.p ? rec->timestamp.p : "");
 	if (r->skipping)
@@ -158,7 +159,6 @@ static int set_aside(struct pgsb *b, const struct br_table *t, const struct dec_
 static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, size_t cap)
 {
 	struct repl *r = &b->repl;
-	struct sl_err e;
 
 	if (!r->in_xact) {
 		snprintf(err, cap, "change outside a transaction");
@@ -169,7 +169,19 @@ static int on_change(struct pgsb *b, const struct dec_record *rec, char *err, si
 	const struct br_table *t = find_table(b, rec);
 	if (!t || t->skip || t->direction == CFG_DIRECTION_PUSH)
 		return 0;
-	if (ensure_batch(b, err, cap))
+	int routed = t->snap_phase ? tsnap_route(b, t, rec, err, cap) : 0;
+	if (routed)
+		return routed < 0 ? -1 : 0; /* under an online snapshot: seen by it, or queued */
+	return pull_apply_change(b, t, rec, err, cap);
+}
+
+int pull_apply_change(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                      char *err, size_t cap)
+{
+	struct repl *r = &b->repl;
+	struct sl_err e;
+
+	if (pull_ensure_batch(b, err, cap))
 		return -1;
 	bool apply;
 	if (merge_remote_change(b, t, rec, &apply, err, cap))

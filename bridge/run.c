@@ -67,9 +67,12 @@ static int resync(struct pgsb *b, const char *why)
 	atomic_fetch_add(&b->metrics.resyncs, 1);
 	/* The copy resolves the tables again: the push thread, which reads
 	 * them, stops for it and starts again after. */
+	tsnap_abort(b); /* first: it gives the push thread back if it had it stopped */
 	bool worker = b->push.worker != NULL;
 	push_worker_stop(b);
 	int rc = snap_init(b, true, err, sizeof err);
+	if (rc == 0 && b->tsnap && (rc = tsnap_reschedule(b, err, sizeof err)) != 0)
+		log_error("%s", err);
 	if (rc) {
 		log_error("resynchronisation failed: %s", err);
 		ev_emit_error(b, err, true);
@@ -254,6 +257,10 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	push_worker_poll(b);
+	if (b->reload_requested && !b->repl.in_xact) {
+		b->reload_requested = 0;
+		reload_apply(b);
+	}
 	tick_push(b, now);
 	if (b->stop_requested && !b->stopping) {
 		log_info("stopping: finishing the transaction in hand");
@@ -282,7 +289,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 	if (w->signum == SIGUSR1)
 		b->sync_requested = 1;
 	else if (w->signum == SIGHUP)
-		log_info("SIGHUP: configuration reload is not supported yet; ignored");
+		b->reload_requested = 1;
 	else
 		b->stop_requested = 1;
 }
@@ -327,11 +334,18 @@ int run_loop(struct pgsb *b)
 	b->last_heartbeat_us = br_now_us();
 	b->push.inotify_fd = -1;
 	start_watchers(b);
+	char err[1024];
+	if (tsnap_start(b, err, sizeof err)) { /* before the push: tables held back stay so */
+		log_error("%s", err);
+		stop_watchers(b);
+		tsnap_stop(b);
+		return 1;
+	}
 	if (!b->one_shot) {
-		char err[512];
 		if (push_worker_start(b, err, sizeof err)) {
 			log_error("%s", err);
 			stop_watchers(b);
+			tsnap_stop(b);
 			return 1;
 		}
 		tail_start(b);
@@ -346,8 +360,8 @@ int run_loop(struct pgsb *b)
 	metrics_stop(b);
 	tail_stop(b);
 	push_worker_stop(b);
+	tsnap_stop(b);
 	if (b->repl.state != REPL_IDLE) {
-		char err[512];
 		if (!b->repl.in_xact && pull_commit_batch(b, err, sizeof err))
 			log_error("%s", err);
 		repl_send_feedback(b, false);

@@ -342,6 +342,8 @@ static int record_start(struct pgsb *b, uint64_t start, char *err, size_t cap)
 		snprintf(err, cap, "cannot record state: %s", e.msg);
 		return -1;
 	}
+	if (tstate_mark_all_copied(b, err, cap)) /* table_state.c */
+		return -1;
 	b->repl.committed_lsn = b->repl.ack_lsn = b->repl.pending_lsn = start;
 	return 0;
 }

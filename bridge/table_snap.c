@@ -1,0 +1,541 @@
+/* table_snap.c: the online snapshot of one table, copied from Postgres
+ * while the stream goes on for every table, consistent with it.
+ *
+ * The copy reads the table inside a REPEATABLE READ transaction whose
+ * snapshot (pg_current_snapshot(): xmin, xmax, in-progress xids) is
+ * noted.  From then on a streamed change to the table belongs to a
+ * transaction the copy saw (xid below xmin, or below xmax and not in
+ * progress) and is dropped, or it is one the copy did not see and is
+ * queued (table_snapq.c) until the copy is done, then replayed in order
+ * through the merge point.  Dropping stops once the stream has passed the
+ * WAL position read with the snapshot: every transaction the copy saw
+ * commits below it.  The copy goes in chunks through a cursor, each chunk
+ * written and committed in the pull's SQLite transaction between two
+ * streamed transactions (never inside one, never while the push holds its
+ * commit window), so memory stays flat and the other tables keep flowing.
+ * Local changes still waiting in the change log are re-applied on top
+ * once the copy is done; until then the push leaves them waiting.
+ * One table at a time, in priority order; a failure starts that table
+ * again from a fresh snapshot. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "br.h"
+#include "log.h"
+#include "table_snap.h"
+
+#define CHUNK_ROWS 2000
+#define REPLAY_ROWS 2000
+#define RACE_TRIES 20   /* snapshots retaken while an xid it calls running has ended */
+#define WAIT_S 0.05     /* between steps that wait for the stream */
+#define RETRY_S 2.0     /* after a failure */
+
+struct tsnap {
+	ev_timer timer;
+	struct pgsb *b;
+	struct br_table *t;      /* the table in hand, or NULL */
+	PGconn *conn;            /* the copy's REPEATABLE READ transaction */
+	uint64_t xmin, xmax;     /* its snapshot */
+	uint64_t *xip;
+	size_t nxip;
+	uint64_t wal_lsn;        /* WAL insert position read with the snapshot */
+	struct sl_column *cols;
+	size_t ncols;
+	struct dec_field *fields, *pk;
+	size_t npk;
+	int64_t done, total;
+	struct dec_parser qdec;  /* for queued changes */
+	bool running;            /* the timer may run (run, not sync) */
+	bool push_stopped;       /* the push thread is stopped for the copy */
+};
+
+static void schedule(struct tsnap *s, double after)
+{
+	if (!s->running)
+		return;
+	ev_timer_stop(s->b->loop, &s->timer);
+	ev_timer_set(&s->timer, after, 0.);
+	ev_timer_start(s->b->loop, &s->timer);
+}
+
+static void release_copy(struct tsnap *s)
+{
+	if (s->conn) {
+		PQfinish(s->conn); /* the read-only transaction ends with it */
+		s->conn = NULL;
+	}
+	pgc_free_columns(s->cols, s->ncols);
+	free(s->fields);
+	free(s->pk);
+	free(s->xip);
+	s->cols = NULL;
+	s->fields = s->pk = NULL;
+	s->xip = NULL;
+	s->ncols = s->npk = s->nxip = 0;
+}
+
+/* A push of the table committed after the snapshot would be missing from
+ * the copy, and the stream does not bring our own pushes back: the push
+ * must not send the table's changes while it is copied.  The push side
+ * leaves them waiting while push_held is set; until every push path
+ * honours that, the push thread is stopped for the copy (its in-flight
+ * round ends first, so everything it committed is in the snapshot). */
+static void hold_push(struct pgsb *b, struct tsnap *s, bool hold)
+{
+	char err[512];
+
+	if (hold && b->push.worker) {
+		push_worker_stop(b);
+		s->push_stopped = true;
+	} else if (!hold && s->push_stopped) {
+		s->push_stopped = false;
+		if (push_worker_start(b, err, sizeof err)) {
+			log_error("%s", err);
+			b->exit_code = 1;
+			ev_break(b->loop, EVBREAK_ALL);
+			return;
+		}
+		run_local_commit_seen(b);
+	}
+}
+
+/* ---- the snapshot and its visibility rule ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Did the copy see the transaction with this (32-bit) xid? */
+static bool copy_saw(const struct tsnap *s, uint32_t xid)
+{
+	if (xid == 0)
+		return false;
+	uint64_t full = s->xmax + (uint64_t)(int64_t)(int32_t)(xid - (uint32_t)s->xmax);
+	if (full < s->xmin)
+		return true;
+	if (full >= s->xmax)
+		return false;
+	return !bsearch(&full, s->xip, s->nxip, sizeof *s->xip, cmp_u64);
+}
+
+static int parse_snapshot(struct tsnap *s, PGresult *r)
+{
+	const char *list = PQgetvalue(r, 0, 2);
+	size_t n = *list ? 1 : 0;
+
+	for (const char *p = list; *p; p++)
+		n += *p == ',';
+	s->xmin = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+	s->xmax = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+	s->xip = calloc(n ? n : 1, sizeof *s->xip);
+	if (!s->xip)
+		return -1;
+	for (char *p = (char *)list; *p; ) {
+		s->xip[s->nxip++] = strtoull(p, &p, 10);
+		if (*p == ',')
+			p++;
+	}
+	qsort(s->xip, s->nxip, sizeof *s->xip, cmp_u64);
+	const char *lsn = PQgetvalue(r, 0, 3);
+	return dec_parse_lsn(lsn, strlen(lsn), &s->wal_lsn);
+}
+
+/* BEGIN REPEATABLE READ and its snapshot.  An xid the snapshot calls in
+ * progress that has already ended may be one whose commit the stream has
+ * already delivered (its WAL is written before it becomes visible): the
+ * snapshot is then taken again. */
+static int take_snapshot(struct tsnap *s, char *err, size_t cap)
+{
+	for (int tries = 1;; tries++) {
+		if (pgc_exec_ok(s->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, cap))
+			return -1;
+		PGresult *r = PQexec(s->conn,
+			"SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text, "
+			"array_to_string(ARRAY(SELECT pg_snapshot_xip(s)), ','), "
+			"pg_current_wal_insert_lsn()::text, (SELECT count(*) FROM pg_snapshot_xip(s) x "
+			"WHERE pg_xact_status(x) IS DISTINCT FROM 'in progress') FROM pg_current_snapshot() s");
+		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+			pgc_error_text(s->conn, err, cap);
+			PQclear(r);
+			return -1;
+		}
+		bool ended = strcmp(PQgetvalue(r, 0, 4), "0") != 0;
+		if (!ended || tries >= RACE_TRIES) {
+			int rc = parse_snapshot(s, r);
+			PQclear(r);
+			if (rc)
+				snprintf(err, cap, "cannot read the snapshot");
+			return rc;
+		}
+		PQclear(r);
+		if (pgc_exec_ok(s->conn, "ROLLBACK", err, cap))
+			return -1;
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* ---- the copy ---- */
+
+static int setup_fields(struct tsnap *s)
+{
+	s->fields = calloc(s->ncols ? s->ncols : 1, sizeof *s->fields);
+	s->pk = calloc(s->ncols ? s->ncols : 1, sizeof *s->pk);
+	if (!s->fields || !s->pk)
+		return -1;
+	for (size_t i = 0; i < s->ncols; i++) {
+		struct dec_field *f = &s->fields[i];
+		f->name = (struct dec_str){s->cols[i].name, strlen(s->cols[i].name)};
+		f->type = (struct dec_str){s->cols[i].pg_type, strlen(s->cols[i].pg_type)};
+		f->typeoid = s->cols[i].typeoid;
+	}
+	for (int pos = 1; pos <= (int)s->ncols; pos++)
+		for (size_t i = 0; i < s->ncols; i++)
+			if (s->cols[i].pk_pos == pos)
+				s->pk[s->npk++] = s->fields[i];
+	return 0;
+}
+
+static int declare_cursor(struct tsnap *s, char *err, size_t cap)
+{
+	char *sql = NULL, q[600];
+	size_t len = 0;
+	FILE *m = open_memstream(&sql, &len);
+
+	if (!m)
+		return -1;
+	fputs("DECLARE pgsqlite_snap NO SCROLL CURSOR FOR SELECT ", m);
+	for (size_t i = 0; i < s->ncols; i++) {
+		pgc_quote_ident(s->cols[i].name, q, sizeof q);
+		fprintf(m, "%s%s", i ? ", " : "", q);
+	}
+	fprintf(m, " FROM %s", s->t->qualified);
+	fclose(m);
+	int rc = sql ? pgc_exec_ok(s->conn, sql, err, cap) : -1;
+	free(sql);
+	return rc;
+}
+
+static int64_t estimate_rows(struct tsnap *s)
+{
+	const char *params[1] = {s->t->qualified};
+	PGresult *r = PQexecParams(s->conn, "SELECT GREATEST(reltuples, 0)::bigint FROM pg_class "
+	                           "WHERE oid = $1::regclass", 1, NULL, params, NULL, NULL, 0);
+	int64_t n = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+
+	PQclear(r);
+	return n;
+}
+
+/* The local side of a fresh start: table made to fit, emptied, its old
+ * queue dropped, the state "snapshot" (all in the pull's transaction). */
+static int local_start(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+{
+	struct sl_err e;
+
+	if (pull_ensure_batch(b, err, cap))
+		return -1;
+	if (sl_ensure_table(b->db, s->t->schema, s->t->name, s->cols, s->ncols, &e) ||
+	    sl_clear_table(b->db, s->t->schema, s->t->name, &e)) {
+		snprintf(err, cap, "cannot prepare \"%s\": %s", s->t->local, e.msg);
+		return -1;
+	}
+	return snapq_clear(b, s->t, err, cap) || tstate_set(b, s->t, "snapshot", err, cap) ? -1 : 0;
+}
+
+static int begin_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+{
+	hold_push(b, s, true);
+	s->conn = pgc_connect(b, false, err, cap);
+	if (!s->conn || take_snapshot(s, err, cap) ||
+	    pgc_table_columns(s->conn, s->t, &s->cols, &s->ncols, err, cap))
+		return -1;
+	if (setup_fields(s) || declare_cursor(s, err, cap)) {
+		if (!err[0])
+			snprintf(err, cap, "out of memory");
+		return -1;
+	}
+	s->done = 0;
+	s->total = estimate_rows(s);
+	if (local_start(b, s, err, cap))
+		return -1;
+	s->t->snap_phase = TSNAP_COPY;
+	log_info("online snapshot of \"%s.%s\" started (%zu transactions in progress)",
+	         s->t->schema, s->t->name, s->nxip);
+	return 0;
+}
+
+static int copy_row(struct pgsb *b, struct tsnap *s, PGresult *r, int row, char *err, size_t cap)
+{
+	struct dec_record rec = {.action = DEC_INSERT};
+	struct sl_err e;
+
+	for (size_t i = 0; i < s->ncols; i++) {
+		struct dec_field *f = &s->fields[i];
+		if (PQgetisnull(r, row, (int)i)) {
+			f->kind = DEC_NULL;
+			f->value = (struct dec_str){NULL, 0};
+		} else {
+			pgc_text_field(f, s->cols[i].typeoid, PQgetvalue(r, row, (int)i),
+			               (size_t)PQgetlength(r, row, (int)i));
+		}
+	}
+	rec.schema = (struct dec_str){s->t->schema, strlen(s->t->schema)};
+	rec.table = (struct dec_str){s->t->name, strlen(s->t->name)};
+	rec.columns = s->fields;
+	rec.ncolumns = s->ncols;
+	rec.pk = s->pk;
+	rec.npk = s->npk;
+	if (sl_apply(b->db, &rec, &e)) {
+		snprintf(err, cap, "cannot copy a row into \"%s\": %s", s->t->local, e.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void progress(struct pgsb *b, struct tsnap *s, bool last)
+{
+	char phase[600];
+
+	snprintf(phase, sizeof phase, "snapshot %s.%s", s->t->schema, s->t->name);
+	ev_emit_progress(b, phase, s->done, last || s->total < s->done ? s->done : s->total);
+}
+
+/* The copy is complete: local work goes back on top, the push may send
+ * it, and the queue is replayed next. */
+static int end_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+{
+	if (reapply_pending(b, s->t, err, cap))
+		return -1;
+	progress(b, s, true);
+	log_info("copied %lld rows of \"%s.%s\" online", (long long)s->done, s->t->schema, s->t->name);
+	release_copy(s);
+	s->t->snap_phase = TSNAP_DRAIN;
+	atomic_store(&s->t->push_held, s->t->skip);
+	hold_push(b, s, false);
+	run_local_commit_seen(b); /* its waiting local changes may go now */
+	return 0;
+}
+
+/* One chunk of rows.  1: more to do, 0: done, -1: failed. */
+static int copy_chunk(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+{
+	char sql[64];
+	int rc = 0;
+
+	snprintf(sql, sizeof sql, "FETCH %d FROM pgsqlite_snap", CHUNK_ROWS);
+	PGresult *r = PQexec(s->conn, sql);
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		pgc_error_text(s->conn, err, cap);
+		PQclear(r);
+		return -1;
+	}
+	int n = PQntuples(r);
+	if (n > 0 && pull_ensure_batch(b, err, cap))
+		rc = -1;
+	for (int i = 0; i < n && rc == 0; i++)
+		rc = copy_row(b, s, r, i, err, cap);
+	PQclear(r);
+	if (rc)
+		return -1;
+	s->done += n;
+	if (n == CHUNK_ROWS) {
+		progress(b, s, false);
+		return 1;
+	}
+	return pull_ensure_batch(b, err, cap) || end_copy(b, s, err, cap) ? -1 : 0;
+}
+
+/* ---- the machine ---- */
+
+static struct br_table *next_pending(struct pgsb *b)
+{
+	struct br_table *best = NULL;
+	int best_prio = 0;
+
+	for (size_t i = 0; i < b->ntables; i++) {
+		struct br_table *t = &b->tables[i];
+		if (t->snap_phase != TSNAP_PENDING)
+			continue;
+		int prio = CFG_PRIORITY_MEDIUM;
+		for (size_t k = 0; k < b->cfg->ntables; k++)
+			if (strcmp(b->cfg->tables[k].schema, t->schema) == 0 &&
+			    strcmp(b->cfg->tables[k].name, t->name) == 0)
+				prio = (int)b->cfg->tables[k].priority;
+		if (!best || prio < best_prio)
+			best = t, best_prio = prio;
+	}
+	return best;
+}
+
+static int finish(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+{
+	if (pull_ensure_batch(b, err, cap) || tstate_set(b, s->t, "copied", err, cap))
+		return -1;
+	s->t->snap_phase = TSNAP_NONE;
+	log_info("table \"%s.%s\" is in sync again", s->t->schema, s->t->name);
+	s->t = NULL;
+	return 0;
+}
+
+/* One step of the table in hand.  Returns the delay before the next, or
+ * a negative number on failure. */
+static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+{
+	int rc;
+	uint64_t pos = b->repl.committed_lsn > b->repl.ack_lsn ? b->repl.committed_lsn : b->repl.ack_lsn;
+
+	if (!s->t) {
+		s->t = next_pending(b);
+		if (!s->t)
+			return -2; /* nothing to do: idle */
+		return begin_copy(b, s, err, cap) ? -1 : 0;
+	}
+	switch (s->t->snap_phase) {
+	case TSNAP_COPY:
+		return copy_chunk(b, s, err, cap) < 0 ? -1 : 0;
+	case TSNAP_DRAIN:
+		if (pull_ensure_batch(b, err, cap) || (rc = snapq_replay(b, s->t, &s->qdec, REPLAY_ROWS,
+		                                                         err, cap)) < 0)
+			return -1;
+		if (rc == 0)
+			s->t->snap_phase = TSNAP_FILTER;
+		return 0;
+	case TSNAP_FILTER:
+		if (pos < s->wal_lsn)
+			return WAIT_S; /* transactions the copy saw may still stream */
+		return finish(b, s, err, cap) ? -1 : 0;
+	default:
+		s->t = NULL;
+		return 0;
+	}
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct tsnap *s = w->data;
+	struct pgsb *b = s->b;
+	char err[1024] = "";
+
+	(void)loop;
+	(void)revents;
+	if (b->repl.in_xact || b->repl.paused) {
+		schedule(s, WAIT_S); /* between two transactions, outside the push's window */
+		return;
+	}
+	double next = step(b, s, err, sizeof err);
+	if (next >= 0 && pull_commit_batch(b, err, sizeof err) == 0) {
+		schedule(s, next);
+		return;
+	}
+	if (next == -2)
+		return;
+	char msg[1200];
+	snprintf(msg, sizeof msg, "online snapshot of \"%s\" failed, to be started again: %s",
+	         s->t ? s->t->local : "?", err);
+	tsnap_abort(b);
+	if (sl_in_txn(b->db) && b->repl.state != REPL_IDLE) {
+		run_connection_lost(b, msg, true); /* the pull's transaction is dropped and resent */
+	} else {
+		pull_abort_batch(b);
+		log_warn("%s", msg);
+		ev_emit_error(b, msg, true);
+	}
+	schedule(s, RETRY_S);
+}
+
+int tsnap_route(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                char *err, size_t cap)
+{
+	struct tsnap *s = b->tsnap;
+
+	if (t->snap_phase == TSNAP_PENDING || !s || s->t != t)
+		return 1; /* its copy, still to come, brings it */
+	if (copy_saw(s, b->xact_xid))
+		return 1;
+	if (t->snap_phase == TSNAP_FILTER)
+		return 0;
+	if (pull_ensure_batch(b, err, cap) || snapq_append(b, t, rec, err, cap))
+		return -1;
+	b->repl.batch_rows++;
+	return 1;
+}
+
+void tsnap_abort(struct pgsb *b)
+{
+	struct tsnap *s = b->tsnap;
+
+	if (s)
+		hold_push(b, s, false);
+	if (!s || !s->t)
+		return;
+	release_copy(s);
+	s->t->snap_phase = TSNAP_PENDING; /* its state stays "snapshot": started again */
+	atomic_store(&s->t->push_held, true);
+	s->t = NULL;
+}
+
+int tsnap_reschedule(struct pgsb *b, char *err, size_t cap)
+{
+	struct tsnap *s = b->tsnap;
+
+	if (s && s->t)
+		tsnap_abort(b);
+	if (s)
+		s->t = NULL;
+	struct sl_err e;
+	bool own = !sl_in_txn(b->db); /* else the pull's batch, committed with it */
+	if (own && sl_begin(b->db, &e)) {
+		snprintf(err, cap, "cannot begin a SQLite transaction: %s", e.msg);
+		return -1;
+	}
+	if (tstate_plan(b, err, cap)) {
+		if (own)
+			sl_rollback(b->db);
+		return -1;
+	}
+	if (own && sl_commit(b->db, &e)) {
+		snprintf(err, cap, "cannot commit to SQLite: %s", e.msg);
+		return -1;
+	}
+	if (s)
+		schedule(s, 0.);
+	return 0;
+}
+
+int tsnap_start(struct pgsb *b, char *err, size_t cap)
+{
+	struct tsnap *s = calloc(1, sizeof *s);
+
+	if (!s) {
+		snprintf(err, cap, "out of memory");
+		return -1;
+	}
+	s->b = b;
+	dec_parser_init(&s->qdec);
+	ev_timer_init(&s->timer, on_timer, 0., 0.);
+	s->timer.data = s;
+	s->running = !b->one_shot;
+	b->tsnap = s;
+	if (snapq_ensure(b, err, cap))
+		return -1;
+	return tsnap_reschedule(b, err, cap);
+}
+
+void tsnap_stop(struct pgsb *b)
+{
+	struct tsnap *s = b->tsnap;
+
+	if (!s)
+		return;
+	ev_timer_stop(b->loop, &s->timer);
+	release_copy(s);
+	dec_parser_free(&s->qdec);
+	free(s);
+	b->tsnap = NULL;
+}
