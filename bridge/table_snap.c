@@ -86,6 +86,9 @@ static void hold_push(struct pgsb *b, struct tsnap *s, bool hold)
 	char err[512];
 
 	if (hold && b->push.worker) {
+		/* the pull's batch first: the push may wait for the file's lock */
+		if (pull_commit_batch(b, err, sizeof err))
+			log_warn("%s", err);
 		push_worker_stop(b);
 		s->push_stopped = true;
 	} else if (!hold && s->push_stopped) {
@@ -435,8 +438,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	if (next == -2)
 		return;
-	char msg[1200];
-	snprintf(msg, sizeof msg, "online snapshot of \"%s\" failed, to be started again: %s",
+	char msg[1400];
+	snprintf(msg, sizeof msg, "online snapshot of \"%.256s\" failed, to be started again: %.1023s",
 	         s->t ? s->t->local : "?", err);
 	tsnap_abort(b);
 	if (sl_in_txn(b->db) && b->repl.state != REPL_IDLE) {

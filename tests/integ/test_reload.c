@@ -241,3 +241,25 @@ Test(reload, online_snapshot_under_concurrent_writes_ends_equal)
 	             it_sql_int(&env, "SELECT count(*) FROM w"));
 	it_stop(&env, pid);
 }
+
+Test(reload, a_copy_cut_off_by_kill_9_starts_again_and_ends_equal)
+{
+	const char *rows = "SELECT id, v FROM k ORDER BY id";
+	it_setup(&env, "rl_kill");
+	it_sql(&env, "CREATE TABLE k (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO k SELECT g, 'k' || g FROM generate_series(1, 100000) g");
+	it_write_conf(&env, "realtime", "[table public.k]\nskip = true\n");
+	pid_t pid = it_run_online(&env);
+	it_sql(&env, "UPDATE k SET v = 'while skipped' WHERE id %% 100 = 0");
+	reload(&env, pid, "realtime", "[table public.k]\nskip = false\n");
+	cr_assert(wait_output(&env, false, "\"phase\":\"snapshot public.k\"", 1, 30000));
+	it_bridge_kill9(pid);
+	it_sql(&env, "UPDATE k SET v = 'while down' WHERE id %% 1000 = 0");
+	it_sql(&env, "DELETE FROM k WHERE id > 99990");
+	it_sqlite_exec(&env, "INSERT INTO k VALUES (200001, 'local while down')");
+	pid = it_run_online(&env);
+	cr_assert(wait_output(&env, true, "is in sync again", 1, 60000), "%s", it_bridge_stderr(&env));
+	cr_assert(wait_equal(&env, rows, 60000), "not equal after a copy cut off by kill -9");
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM k"), 99991);
+	it_stop(&env, pid);
+}
