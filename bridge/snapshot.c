@@ -475,6 +475,19 @@ static int snapshot_copy(struct pgsb *b, PGconn *pc, bool resync, char *err, siz
 	return res;
 }
 
+/* An initialised file whose slot is gone (dropped, or a restored backup):
+ * as loud and as counted as a slot lost while running. */
+static void report_missing_slot(struct pgsb *b)
+{
+	char msg[300];
+
+	snprintf(msg, sizeof msg, "replication slot \"%s\" does not exist; resynchronising from a new slot",
+	         b->cfg->slot);
+	log_error("%s", msg);
+	ev_emit_error(b, msg, true);
+	atomic_fetch_add(&b->metrics.resyncs, 1);
+}
+
 int snap_init(struct pgsb *b, bool resync, char *err, size_t cap)
 {
 	PGconn *pc = pgc_connect(b, false, err, cap);
@@ -487,6 +500,8 @@ int snap_init(struct pgsb *b, bool resync, char *err, size_t cap)
 	if (any_push(b) && ensure_origin(b, pc, err, cap))
 		goto out;
 	int exists = slot_exists(pc, b->cfg->slot);
+	if (!resync && exists == 0 && snap_is_initialized(b))
+		report_missing_slot(b);
 	if (!resync && exists == 1 && snap_is_initialized(b))
 		rc = ensure_local_tables(b, pc, err, cap); /* already done: idempotent */
 	else
