@@ -126,9 +126,41 @@ static const char *check_sample(const char *text, const char *line, const char *
 	if (!(p = labels(p)) || *p++ != ' ')
 		return "bad labels, or no space before the value";
 	char *vend;
+	if (isspace((unsigned char)*p))
+		return "more than one space before the value";
 	strtod(p, &vend);
 	if (vend == p || vend != end)
 		return "the value is not a number ending the line";
+	return NULL;
+}
+
+/* Does the text from `from` hold the line start..end once more? */
+static bool repeated(const char *from, const char *start, const char *end)
+{
+	size_t n = (size_t)(end - start);
+	for (const char *p = from; (p = strstr(p, "\n")) != NULL; p++)
+		if (!strncmp(p + 1, start, n) && (p[1 + n] == '\n' || p[1 + n] == ' ') && p + 1 != start)
+			return true;
+	return false;
+}
+
+/* "# HELP name text" or "# TYPE name type", each once per name, with a
+ * type Prometheus knows. */
+static const char *check_comment(const char *line, const char *end)
+{
+	const char *name = line + 7, *p = metric_name(name);
+	if (!p || *p != ' ')
+		return "a HELP or TYPE line without a metric name";
+	if (repeated(line, line, p))
+		return "a metric with two HELP or two TYPE lines";
+	if (line[2] == 'T') {
+		static const char *types[] = {"counter", "gauge", "histogram", "summary", "untyped"};
+		size_t n = (size_t)(end - p - 1);
+		for (size_t i = 0; i < sizeof types / sizeof *types; i++)
+			if (strlen(types[i]) == n && !strncmp(p + 1, types[i], n))
+				return NULL;
+		return "a TYPE that is not counter, gauge, histogram, summary or untyped";
+	}
 	return NULL;
 }
 
@@ -143,10 +175,18 @@ const char *it_prom_check(const char *text)
 		if (line[0] == '#') {
 			if (strncmp(line, "# HELP ", 7) && strncmp(line, "# TYPE ", 7))
 				return "a comment that is neither HELP nor TYPE";
+			const char *why = check_comment(line, end);
+			if (why)
+				return why;
 		} else if (end > line) {
 			const char *why = check_sample(text, line, end);
 			if (why)
 				return why;
+			const char *sp = line;
+			while (*sp != ' ')
+				sp += *sp == '"' ? strcspn(sp + 1, "\"") + 2 : 1; /* labels may hold spaces */
+			if (repeated(line, line, sp))
+				return "a series sampled twice";
 			samples++;
 		}
 		line = end + 1;
