@@ -3,7 +3,7 @@
  * table the bridge refuses, nothing else before a sync is asked for (in
  * manual mode), then online, sync in both directions, a conflict for a
  * two-sided edit, an error and a rejected conflict for a local change
- * Postgres refuses.  `sync` prints its summary after the events.  (offline
+ * Postgres refuses, an error for a setting a reload refuses.  `sync` prints its summary after the events.  (offline
  * and online around a Postgres stop: test_events_server.c.) */
 #include <criterion/criterion.h>
 #include <signal.h>
@@ -49,6 +49,33 @@ static bool wait_event(const char *kind, const char *key, const char *value, int
 	return false;
 }
 
+static void make_tables_conf(void)
+{
+	it_write_conf(&env, "manual", "[table public.t]\n[table public.c]\nconflict = remote-wins\n"
+	                              "[table public.r]\n[table public.nothing]\n");
+}
+
+/* Polls until an error event says a reload was refused over `slot`. */
+static bool wait_refusal(void)
+{
+	for (int waited = 0; waited <= 20000; waited += 100) {
+		cJSON *ev = it_events_parse(it_bridge_stdout(&env));
+		const cJSON *o;
+		bool found = false;
+		cJSON_ArrayForEach(o, ev) {
+			const char *m = str(o, "message");
+			if (!strcmp(str(o, "event"), "error") && strstr(m, "reload refused") && strstr(m, "'slot'") &&
+			    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "retrying")))
+				found = true;
+		}
+		cJSON_Delete(ev);
+		if (found)
+			return true;
+		it_sleep_ms(100);
+	}
+	return false;
+}
+
 static void make_tables(void)
 {
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
@@ -58,8 +85,7 @@ static void make_tables(void)
 	it_sql(&env, "CREATE TABLE r (id int PRIMARY KEY, v text CHECK (v <> 'bad'))");
 	it_sql(&env, "CREATE TABLE nothing (id int PRIMARY KEY)");
 	it_sql(&env, "ALTER TABLE nothing REPLICA IDENTITY NOTHING");
-	it_write_conf(&env, "manual", "[table public.t]\n[table public.c]\nconflict = remote-wins\n"
-	                              "[table public.r]\n[table public.nothing]\n");
+	make_tables_conf();
 }
 
 /* Before any sync: the copy's progress up to 25000 of 25000 rows, the
@@ -143,6 +169,16 @@ Test(events, every_stdout_line_is_an_event_and_each_kind_comes_where_it_should)
 	cr_assert_str_eq(it_sqlite_text(&env, "SELECT v FROM c WHERE id = 1"), "remote");
 	cr_assert_str_eq(it_sql_value(&env, "SELECT v FROM c WHERE id = 1"), "remote");
 	check_sync_events();
+
+	/* a setting that cannot change while running is refused, with an error */
+	char slot[sizeof env.slot];
+	memcpy(slot, env.slot, sizeof slot);
+	snprintf(env.slot, sizeof env.slot, "another_slot");
+	make_tables_conf();
+	memcpy(env.slot, slot, sizeof slot);
+	kill(pid, SIGHUP);
+	cr_assert(wait_refusal(), "no error for a refused setting: %s",
+	          it_bridge_stdout(&env));
 	it_stop(&env, pid);
 	it_events_count(it_bridge_stdout(&env), NULL); /* still every line, after the stop */
 }
