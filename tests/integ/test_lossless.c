@@ -402,3 +402,39 @@ Test(lossless, a_refresh_never_overwrites_a_row_moved_onto_its_key_meanwhile)
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|moved\n");
 	assert_equal_tables(&env, "id, v", "t");
 }
+
+/* A deadlock in which Postgres picks our push as the victim (the other
+ * session waits with a longer deadlock_timeout, so the push's check finds
+ * the cycle first): the push is retried as a whole, nothing is marked
+ * pushed that Postgres rolled back, and both sides end equal. */
+Test(lossless, a_push_chosen_as_deadlock_victim_is_retried_never_marked)
+{
+	it_setup(&env, "victim");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'pg'), (2, 'pg')");
+	it_sql(&env, "CREATE TABLE ledger (id text PRIMARY KEY)");
+	it_write_conf(&env, "realtime", "conflict = local-wins\n");
+	pid_t pid = it_run_online(&env);
+	PGconn *other = PQconnectdb(env.conninfo);
+	cr_assert_eq(PQstatus(other), CONNECTION_OK);
+	PQclear(PQexec(other, "SET deadlock_timeout = '20s'"));
+	PQclear(PQexec(other, "BEGIN"));
+	PQclear(PQexec(other, "UPDATE t SET v = 'other' WHERE id = 2"));
+	it_sqlite_exec(&env, "BEGIN; UPDATE t SET v = 'local' WHERE id IN (1, 2); "
+	                     "INSERT INTO ledger VALUES ('l1'); COMMIT");
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'",
+	                         1, 10000), "the push did not wait for row 2");
+	cr_assert_eq(PQsendQuery(other, "UPDATE t SET v = 'other' WHERE id = 1"), 1);
+	PGresult *r;
+	while ((r = PQgetResult(other)))
+		PQclear(r); /* granted once the push, the victim, rolled back */
+	PQclear(PQexec(other, "COMMIT"));
+	PQfinish(other);
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM ledger", 1, 20000), "%s", it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 20000));
+	it_stop(&env, pid);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "1|local\n2|local\n");
+	assert_equal_tables(&env, "id, v", "t");
+	cr_assert_geq(it_count(it_bridge_stderr(&env), "deadlock"), 1, "no deadlock happened: %s",
+	              it_bridge_stderr(&env));
+}
