@@ -456,6 +456,21 @@ static int row_state(struct pgsb *b, const struct br_table *t, const struct dec_
 	return 0;
 }
 
+/* Debug: each remote change's row state, for reading a run back. */
+static void trace_state(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                        const struct dec_field *key, size_t nkey, enum merge_state state)
+{
+	static const char *const names[] = {"agreed", "pending local", "move target", "pushed unseen",
+	                                    "remote newer"};
+	if (!log_enabled(LOG_DEBUG))
+		return;
+	char *pk = sl_key_json(b->db, t->local, key, nkey, &(struct sl_err){0});
+	log_debug("pull: %c %s %s at %X/%X: %s", (char)rec->action, t->local, pk ? pk : "?",
+	          (unsigned)(b->xact_end_lsn >> 32), (unsigned)b->xact_end_lsn,
+	          (size_t)state < sizeof names / sizeof *names ? names[state] : "?");
+	free(pk);
+}
+
 int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                         bool *apply, char *err, size_t cap)
 {
@@ -470,6 +485,7 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 		return 0; /* (a record that lacks key columns is set aside by the apply) */
 	if (row_state(b, t, key, nkey, &state, err, cap))
 		return -1;
+	trace_state(b, t, rec, key, nkey, state);
 	switch (state) {
 	case MERGE_PUSHED_UNSEEN:
 		*apply = false;

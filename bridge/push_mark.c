@@ -380,8 +380,13 @@ bool push__is_conflict(const struct entry *e)
 
 static int mark_entries(struct pgsb *b, struct batch *bt, struct sl_err *err)
 {
+	static const char *const outcomes[] = {"pushed", "local", "remote", "merged", "nothing", "refresh"};
 	for (size_t i = 0; i < bt->ne; i++) {
 		const struct entry *e = &bt->e[i];
+		log_debug("mark: %c %s %s at %X/%X: %s%s%s", e->op, e->t->local, e->key,
+		          (unsigned)(bt->commit_lsn >> 32), (unsigned)bt->commit_lsn,
+		          (size_t)e->outcome < 6 ? outcomes[e->outcome] : "?", e->moved ? ", moved" : "",
+		          push__local_pending(b, e->t, e->key) ? ", later local change" : "");
 		if (apply_outcome(b, e, err) || track_pushed(b, e, bt->commit_lsn) ||
 		    (push__is_conflict(e) && record_conflict(b, e, err)))
 			return -1;

@@ -45,3 +45,8 @@ sanitizer_reports
 BUILD="$BUILD" tests/examples.sh
 sanitizer_reports
 
+# The randomized model test, short and with a fixed seed: every mode and
+# strategy, faults injected, then lost / duplicated / diverged must be 0.
+"$BUILD/soak" --short
+sanitizer_reports
+
