@@ -27,6 +27,7 @@ struct br_table {
 	char qualified[600];           /* "schema"."name", quoted for SQL */
 	enum cfg_direction direction;  /* effective */
 	enum cfg_conflict conflict;    /* effective strategy */
+	enum cfg_priority priority;    /* push and initial copy: critical first */
 	bool skip;                     /* config: not synced (reload changes it with the push stopped) */
 	_Atomic bool push_held;        /* the push leaves this table's local changes waiting:
 	                                  skip, or an online snapshot that has not yet put them
@@ -42,7 +43,11 @@ struct br_table {
 /* The push side's connection and position. */
 struct push {
 	PGconn *conn;             /* plain connection under the bridge's replication origin */
-	int64_t pushed_seq;       /* last change-log seq known pushed (durable in SQLite) */
+	int64_t pushed_seq;       /* every change-log seq up to this one is pushed (durable in
+	                             SQLite); later ones may be too (push_queue.c) */
+	int64_t failed_seq;       /* the change of the last one-change batch that failed */
+	int64_t ordered_upto;     /* push in seq order until every change up to this one is
+	                             pushed (a change that needs an earlier one); 0 = by priority */
 	bool wanted;              /* a local commit was seen: push soon */
 	int64_t due_us;           /* auto mode: push not before this (debounce) */
 	int64_t next_attempt_us;  /* after a failure: not before this */

@@ -177,7 +177,8 @@ static uint32_t stream_type_base(void *arg, uint32_t typeoid)
 }
 
 static int add_table(struct pgsb *b, const char *schema, const char *name,
-                     enum cfg_direction dir, enum cfg_conflict conflict, bool skip)
+                     enum cfg_direction dir, enum cfg_conflict conflict,
+                     enum cfg_priority priority, bool skip)
 {
 	struct br_table *t = realloc(b->tables, (b->ntables + 1) * sizeof *t);
 
@@ -190,6 +191,7 @@ static int add_table(struct pgsb *b, const char *schema, const char *name,
 	t->name = strdup(name);
 	t->direction = dir;
 	t->conflict = conflict;
+	t->priority = priority;
 	t->skip = skip;
 	sl_local_name(schema, strlen(schema), name, strlen(name), t->local, sizeof t->local);
 	char qs[300], qn[300];
@@ -228,7 +230,8 @@ static int resolve_default_tables(struct pgsb *b, PGconn *c, char *err, size_t c
 		return -1;
 	}
 	for (int i = 0; i < PQntuples(r) && rc == 0; i++)
-		rc = add_table(b, "public", PQgetvalue(r, i, 0), b->cfg->direction, b->cfg->conflict, false);
+		rc = add_table(b, "public", PQgetvalue(r, i, 0), b->cfg->direction, b->cfg->conflict,
+		               CFG_PRIORITY_MEDIUM, false);
 	PQclear(r);
 	return rc;
 }
@@ -269,6 +272,20 @@ static int report_default_skips(PGconn *c, ident_refused_fn fn, void *arg, char 
 	return 0;
 }
 
+/* Critical tables first, then high, medium, low; the config's order
+ * within each (a stable insertion sort: the list is short).  The initial
+ * copy goes in this order. */
+static void sort_by_priority(struct pgsb *b)
+{
+	for (size_t i = 1; i < b->ntables; i++) {
+		struct br_table t = b->tables[i];
+		size_t j = i;
+		for (; j > 0 && b->tables[j - 1].priority > t.priority; j--)
+			b->tables[j] = b->tables[j - 1];
+		b->tables[j] = t;
+	}
+}
+
 static int resolve_configured(struct pgsb *b, PGconn *c, char *err, size_t cap)
 {
 	if (b->cfg->ntables == 0)
@@ -276,7 +293,7 @@ static int resolve_configured(struct pgsb *b, PGconn *c, char *err, size_t cap)
 	for (size_t i = 0; i < b->cfg->ntables; i++) {
 		const struct cfg_table *t = &b->cfg->tables[i];
 		if (add_table(b, t->schema, t->name, cfg_table_direction(b->cfg, t),
-		              cfg_table_conflict(b->cfg, t), t->skip)) {
+		              cfg_table_conflict(b->cfg, t), t->priority, t->skip)) {
 			snprintf(err, cap, "out of memory");
 			return -1;
 		}
@@ -294,7 +311,10 @@ int pgc_resolve_tables_reporting(struct pgsb *b, PGconn *c, ident_refused_fn fn,
 		return -1;
 	if (b->cfg->ntables == 0 && report_default_skips(c, fn, arg, err, cap))
 		return -1;
-	return ident_refuse_tables(b, c, fn, arg, err, cap);
+	if (ident_refuse_tables(b, c, fn, arg, err, cap))
+		return -1;
+	sort_by_priority(b);
+	return 0;
 }
 
 /* A refused table, named in the log and as an error event. */

@@ -1,12 +1,13 @@
-/* push.c: local -> remote.  Reads _pgsqlite_changes in batches, folds each
- * row's changes into one net change (insert, update of the changed
- * columns, delete), and pushes a batch as one Postgres transaction under
- * the bridge's replication origin, its statements pipelined.  Updates and
- * deletes are guarded by the old image: a statement that misses is a
- * conflict, settled by conflict.c.  The batch's last change-log seq
- * commits with it as the origin's progress, so a crash between that commit
- * and the local mark pushes nothing twice (push_reconcile).  This file
- * holds the connection, the pipeline and the public API; push_fold.c,
+/* push.c: local -> remote.  Reads _pgsqlite_changes in batches (the
+ * highest-priority tables first, skipped ones left waiting: push_queue.c),
+ * folds each row's changes into one net change (insert, update of the
+ * changed columns, delete), and pushes a batch as one Postgres transaction
+ * under the bridge's replication origin, its statements pipelined.
+ * Updates and deletes are guarded by the old image: a statement that
+ * misses is a conflict, settled by conflict.c.  What the batch covers is
+ * written down before its commit, so a crash between that commit and the
+ * local mark pushes nothing twice (push_reconcile).  This file holds the
+ * connection, the pipeline and the public API; push_queue.c, push_fold.c,
  * push_sql.c, push_copy.c and push_mark.c hold the rest (push_int.h). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,18 +291,18 @@ static int refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t c
 static int push_batch(struct pgsb *b, char *err, size_t cap)
 {
 	struct batch bt = {0};
-	struct sl_err e;
 	int64_t started = br_now_us();
 	int rc = -1;
 
 	b->push.sqlstate[0] = '\0';
-	if (sl_changes_read(b->push.db, b->push.pushed_seq, b->push.batch_limit ? b->push.batch_limit : PUSH_BATCH,
-	                    &bt.ch, &bt.nch, &e)) {
-		snprintf(err, cap, "cannot read the change log: %s", e.msg);
+	if (push__queue_read(b, &bt, b->push.batch_limit ? b->push.batch_limit : PUSH_BATCH, err, cap)) {
+		push__batch_free(&bt);
 		return -1;
 	}
-	if (bt.nch == 0)
+	if (bt.nch == 0) {
+		push__batch_free(&bt);
 		return 0;
+	}
 	if (push__fold(b, &bt) == 0 && refresh_columns(b, &bt, err, cap) == 0 &&
 	    pipeline_batch(b, &bt, err, cap) == 0 &&
 	    push__resolve_conflicts(b, &bt, err, cap) == 0 && commit_and_mark(b, &bt, err, cap) == 0) {
@@ -311,6 +312,8 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 	} else if (!err[0]) {
 		snprintf(err, cap, "push failed");
 	}
+	if (rc < 0 && bt.nch == 1)
+		b->push.failed_seq = bt.ch[0].seq; /* the one a rejection sets aside */
 	push__batch_free(&bt);
 	return rc;
 }
@@ -523,7 +526,10 @@ static int isolate_rejected(struct pgsb *b, char *err, size_t cap)
 			break;
 		rc = push_batch(b, err, cap);
 	}
-	if (rc < 0 && rejected_by_data(b)) {
+	if (rc < 0 && rejected_by_data(b) && push__queue_jumped(b)) {
+		push_close(b); /* not rejected yet: pushed again, in seq order */
+		rc = push_connect(b, err, cap) == 0 ? 1 : -1;
+	} else if (rc < 0 && rejected_by_data(b)) {
 		char why[1024];
 		snprintf(why, sizeof why, "%s", err);
 		push_close(b);

@@ -37,6 +37,7 @@ void push__batch_free(struct batch *bt)
 		PQclear(bt->shared[i]);
 	free(bt->e);
 	free(bt->buckets);
+	free(bt->tables);
 	sl_changes_free(bt->ch, bt->nch);
 }
 

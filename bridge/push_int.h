@@ -1,4 +1,5 @@
-/* push_int.h: what push.c shares with its parts (push_fold.c, push_sql.c, push_copy.c, push_mark.c). */
+/* push_int.h: what push.c shares with its parts (push_queue.c, push_fold.c, push_sql.c,
+ * push_copy.c, push_mark.c, push_recover.c). */
 #ifndef PGSB_PUSH_INT_H
 #define PGSB_PUSH_INT_H
 
@@ -46,6 +47,8 @@ struct batch {
 	struct entry *e;
 	size_t ne;
 	int64_t last_seq;
+	char *tables;            /* the tables it takes from, a JSON array: it holds every change
+	                            of these up to last_seq (push_queue.c) */
 	uint64_t commit_lsn;     /* end LSN of the push's commit in Postgres */
 	char xid[32];            /* the push's Postgres transaction id (xid8), for recovery */
 	uint64_t token;          /* its origin progress (remote_lsn), set with the commit */
@@ -106,6 +109,16 @@ int push__track(struct pgsb *b, const char *local, const char *key, uint64_t lsn
 uint64_t push__origin_commit_lsn(struct pgsb *b);
 /* Our origin's progress (remote_lsn): the largest token committed. */
 uint64_t push__origin_progress(struct pgsb *b);
+
+/* push_queue.c: what the next batch takes (priority, skip) */
+int push__queue_read(struct pgsb *b, struct batch *bt, size_t max, char *err, size_t cap);
+/* Deletes a pushed batch's changes and saves the new watermark (inside the
+ * open SQLite transaction). */
+int push__queue_trim(struct pgsb *b, const char *tables, int64_t upto, int64_t *watermark,
+                     struct sl_err *e);
+/* The failed change went before earlier pending ones: push in seq order up
+ * to it rather than reject it.  True when so. */
+bool push__queue_jumped(struct pgsb *b);
 
 /* push_recover.c: the in-flight record that makes a push exactly-once */
 int push__inflight_set(struct pgsb *b, const struct batch *bt, char *err, size_t cap);

@@ -399,21 +399,19 @@ static int mark_entries(struct pgsb *b, struct batch *bt, struct sl_err *err)
  * recorded, the position saved; one SQLite transaction. */
 int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
-	char seq[32];
 	struct sl_err e = {0};
+	int64_t watermark = 0;
 
-	snprintf(seq, sizeof seq, "%lld", (long long)bt->last_seq);
 	int64_t t0 = br_now_us(), t1 = 0, t2 = 0;
-	if (sl_begin(b->push.db, &e) || sl_changes_delete_upto(b->push.db, bt->last_seq, &e) ||
+	if (sl_begin(b->push.db, &e) || push__queue_trim(b, bt->tables, bt->last_seq, &watermark, &e) ||
 	    !(t1 = br_now_us()) || mark_entries(b, bt, &e) || !(t2 = br_now_us()) ||
-	    sl_state_set(b->push.db, "pushed_seq", seq, &e) ||
 	    sl_state_set(b->push.db, "push_inflight", "", &e) || sl_commit(b->push.db, &e)) {
 		snprintf(err, cap, "cannot mark pushed changes in SQLite: %s",
 		         e.msg[0] ? e.msg : sqlite3_errmsg(sl_handle(b->push.db)));
 		sl_rollback(b->push.db);
 		return -1;
 	}
-	b->push.pushed_seq = bt->last_seq;
+	b->push.pushed_seq = watermark;
 	log_debug("mark: delete %lld us, entries %lld us, commit %lld us", (long long)(t1 - t0),
 	          (long long)(t2 - t1), (long long)(br_now_us() - t2));
 	return 0;
@@ -432,18 +430,23 @@ static void emit_rejection(struct pgsb *b, const struct sl_change *c, const char
 	ev_emit_conflict(b, c->table, c->pk, "rejected", "rejected");
 }
 
-/* The oldest pending change, which Postgres rejects on its own: out of the
- * log, into _pgsqlite_conflicts for a person, and the row in SQLite back
- * to what Postgres holds. */
+/* The change of the last one-change batch (failed_seq), which Postgres
+ * rejects on its own: out of the log, into _pgsqlite_conflicts for a
+ * person, and the row in SQLite back to what Postgres holds. */
 int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 {
 	struct sl_change *c;
 	size_t n;
 	struct sl_err e = {0};
 	int rc = -1;
+	int64_t seq = b->push.failed_seq;
 
-	if (sl_changes_read(b->push.db, b->push.pushed_seq, 1, &c, &n, &e) || n == 0)
+	if (seq <= 0 || sl_changes_read_in(b->push.db, seq - 1, seq, NULL, 1, &c, &n, &e))
 		return -1;
+	if (n == 0) {
+		sl_changes_free(c, n);
+		return -1;
+	}
 	const struct br_table *t = push__table_by_local(b, c->table);
 	if (push_window_enter(b)) {
 		sl_changes_free(c, n);
@@ -455,7 +458,8 @@ int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 	char *remote_json = conflict_remote_json(remote);
 	char resolution[300];
 	snprintf(resolution, sizeof resolution, "rejected: %.280s", why);
-	if (remote && sl_begin(b->push.db, &e) == 0 && sl_changes_delete_upto(b->push.db, c->seq, &e) == 0 &&
+	if (remote && sl_begin(b->push.db, &e) == 0 &&
+	    sl_changes_delete_in(b->push.db, c->seq - 1, c->seq, NULL, &e) == 0 &&
 	    (push__local_pending(b, t, c->pk) ||
 	     (PQntuples(remote) == 1 ? push__write_pg_row(b, t, remote, 0, &e)
 	                             : push__delete_local(b, t, c->pk, &e)) == 0) &&

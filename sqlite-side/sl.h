@@ -161,6 +161,26 @@ void sl_changes_free(struct sl_change *c, size_t n);
 int sl_changes_delete_upto(struct sl_db *db, int64_t upto, struct sl_err *err)
 	__attribute__((warn_unused_result));
 
+/* sl_queue.c: the log taken out of seq order.  tables_json is a JSON
+ * array of local table names, or NULL for every table. */
+/* Up to max changes of those tables with after < seq <= upto, in seq order. */
+int sl_changes_read_in(struct sl_db *db, int64_t after, int64_t upto, const char *tables_json,
+                       size_t max, struct sl_change **out, size_t *n, struct sl_err *err)
+	__attribute__((warn_unused_result));
+/* Deletes the changes of those tables with after < seq <= upto (in the
+ * open transaction if any). */
+int sl_changes_delete_in(struct sl_db *db, int64_t after, int64_t upto, const char *tables_json,
+                         struct sl_err *err) __attribute__((warn_unused_result));
+/* The smallest table name in the log greater than after ("" or NULL: the
+ * first) into buf: 1, 0 when there is none, -1 on error. */
+int sl_changes_next_table(struct sl_db *db, const char *after, char *buf, size_t cap,
+                          struct sl_err *err);
+/* Is there a change of those tables with seq < before?  1, 0, -1. */
+int sl_changes_exist_before(struct sl_db *db, int64_t before, const char *tables_json,
+                            struct sl_err *err);
+/* The smallest seq in the log, 0 when it is empty, -1 on error. */
+int64_t sl_changes_min_seq(struct sl_db *db, struct sl_err *err);
+
 /* Is there a pending change for this row?  key holds the key columns'
  * values as a remote record carries them (names and values); they are
  * bound like sl_apply binds them and turned into the trigger's pk JSON

@@ -506,8 +506,8 @@ static int changes_grow(struct sl_change **a, size_t *cap, size_t max)
 	return 0;
 }
 
-static int changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **a,
-                        size_t *n, struct sl_err *err)
+int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **a,
+                     size_t *n, struct sl_err *err)
 {
 	size_t cap = 0;
 	int rc;
@@ -537,7 +537,7 @@ int sl_changes_read(struct sl_db *db, int64_t after, size_t max, struct sl_chang
 		return -1;
 	sqlite3_bind_int64(st, 1, after);
 	sqlite3_bind_int64(st, 2, max > (size_t)INT64_MAX ? INT64_MAX : (int64_t)max);
-	rc = changes_step(db, st, max, out, n, err);
+	rc = sl__changes_step(db, st, max, out, n, err);
 	done(st);
 	if (rc) {
 		sl_changes_free(*out, *n);

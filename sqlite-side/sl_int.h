@@ -115,6 +115,11 @@ struct sl_colspec {
 int sl_fail(struct sl_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int sl_fail_db(struct sl_db *db, struct sl_err *err, const char *what, const char *table);
+/* sl_capture.c: steps a statement selecting change-log rows (seq,
+ * table_name, op, pk, new_row, old_row, changed_at), appending up to max
+ * of them to *a (*n so far). */
+int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **a,
+                     size_t *n, struct sl_err *err);
 int sl_exec(struct sl_db *db, const char *sql, const char *what, const char *table,
             struct sl_err *err);
 
