@@ -168,7 +168,7 @@ static int choose(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 		snprintf(err, cap, "out of memory");
 		return -1;
 	}
-	if (bt->tables)
+	if (bt->tables && strcmp(bt->tables, "[]") != 0)
 		log_debug("push: next batch from %s (%s)", bt->tables,
 		          best < 0 ? "seq order" : best < CLASS_NONE ? class_names[best] : "unsynced");
 	return 0;

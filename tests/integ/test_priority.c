@@ -7,6 +7,7 @@
  * triggers number every row they see from a sequence, so the tests read
  * the order of the pushes from Postgres itself. */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,18 +123,18 @@ Test(priority, in_realtime_a_critical_change_overtakes_the_backlog)
 }
 
 /* skip = true: local changes wait in the log, nothing reaches Postgres,
- * other tables go on.  skip off (a restart with the config changed):
- * they go once, and a row changed on both sides meanwhile is settled by
- * the table's strategy. */
+ * other tables go on (`sync`, then `run`).  skip off by SIGHUP: they go
+ * once, and a row changed on both sides meanwhile is settled by the
+ * table's strategy. */
 Test(priority, a_skipped_tables_changes_wait_and_go_once_when_skip_is_off)
 {
 	char out[4096];
 	static const char *const names[] = {"paused", "other"};
+	const char *skipped = "[table public.paused]\nskip = true\nconflict = remote-wins\n[table public.other]\n";
 	it_setup(&env, "skippush");
 	audited_tables(&env, names, 2);
 	it_sql(&env, "INSERT INTO paused VALUES (1, 'base'), (2, 'base')");
-	it_write_conf(&env, "manual", "[table public.paused]\nskip = true\nconflict = remote-wins\n"
-	                              "[table public.other]\n");
+	it_write_conf(&env, "manual", skipped);
 	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
 	it_sqlite_exec(&env, "INSERT INTO paused VALUES (10, 'local new')");
 	it_sqlite_exec(&env, "UPDATE paused SET v = 'local' WHERE id IN (1, 2)");
@@ -146,11 +147,20 @@ Test(priority, a_skipped_tables_changes_wait_and_go_once_when_skip_is_off)
 		cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes WHERE table_name = 'paused'"), 3);
 		cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 3);
 	}
-	it_write_conf(&env, "manual", "[table public.paused]\nskip = false\nconflict = remote-wins\n"
-	                              "[table public.other]\n");
-	for (int i = 0; i < 2; i++)
-		cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
-	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+	/* running: another table's later change goes, the skipped ones still wait */
+	it_write_conf(&env, "realtime", skipped);
+	pid_t pid = it_run_online(&env);
+	it_sqlite_exec(&env, "INSERT INTO other VALUES (2, 'goes too')");
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM other", 2, 15000), "%s", it_bridge_stderr(&env));
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM paused WHERE id = 10 OR v LIKE 'local%%'"), 0);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 3);
+	it_write_conf(&env, "realtime", "[table public.paused]\nskip = false\nconflict = remote-wins\n"
+	                                "[table public.other]\n");
+	cr_assert_eq(kill(pid, SIGHUP), 0);
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM paused", 3, 30000), "%s", it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 15000));
+	it_sleep_ms(500);
+	it_stop(&env, pid);
 	/* row 1 changed on both sides: remote-wins, on both sides */
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM paused ORDER BY id"),
 	                 "1|remote\n2|local\n10|local new\n");
@@ -160,7 +170,7 @@ Test(priority, a_skipped_tables_changes_wait_and_go_once_when_skip_is_off)
 	                                 "AND pk = '{\"id\":1}' AND strategy = 'remote-wins'"), 1);
 	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM audit WHERE tbl = 'paused' AND id = 10"), 1);
 	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM audit WHERE tbl = 'paused' AND id = 2 AND op = 'UPDATE'"), 1);
-	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM audit WHERE tbl = 'other'"), 1);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM audit WHERE tbl = 'other'"), 2);
 }
 
 /* A critical child row whose parent is a pending low-priority row: its
