@@ -128,6 +128,12 @@ static void tick_push(struct pgsb *b, int64_t now)
 	if (now - b->push.last_check_us >= 1000000LL && tail_changed(b))
 		run_local_commit_seen(b);
 	bool streaming = b->cfg->mode == CFG_MODE_REALTIME || b->cfg->mode == CFG_MODE_AUTO;
+	if (streaming && !b->one_shot && b->sync_requested) {
+		/* SIGUSR1 while streaming: the pull is live, push without waiting */
+		b->sync_requested = 0;
+		b->push.wanted = true;
+		b->push.due_us = now;
+	}
 	if (streaming && !b->one_shot && b->push.wanted && now >= b->push.due_us)
 		try_push(b);
 }
