@@ -129,6 +129,19 @@ static void on_reconnect(const char *bdir)
 	it_stop(&env, pid);
 }
 
+/* auto: SIGUSR1 pushes at once, without waiting for the debounce. */
+Test(modes, auto_pushes_at_once_on_sigusr1)
+{
+	modes_setup(&env, "autousr1", "both", "auto", "debounce = 10m\n");
+	pid_t pid = it_run_online(&env);
+	modes_write_local(&env, 1001);
+	it_sleep_ms(1500);
+	cr_assert_eq(modes_local_rows_in_pg(&env), 0, "pushed before the debounce or SIGUSR1");
+	kill(pid, SIGUSR1);
+	modes_assert_local_moved(&env, 1001);
+	it_stop(&env, pid);
+}
+
 #define EACH_DIRECTION(fn, name)                                                      \
 	Test(modes, name##__bridge_direction_both) { fn("both"); }                    \
 	Test(modes, name##__bridge_direction_pull) { fn("pull"); }                    \
