@@ -142,6 +142,8 @@ struct pgsb {
 	uint64_t xact_end_lsn;    /* commit end LSN of the transaction being pulled */
 	uint32_t xact_xid;        /* its xid (0: unknown) */
 	struct tsnap *tsnap;      /* online table snapshots (table_snap.c) */
+	bool boundary_wanted;     /* table_snap.c: the stream stops draining at the next
+	                             transaction boundary, so a copy step can run there */
 	volatile sig_atomic_t reload_requested; /* SIGHUP: reload at the next boundary */
 	char xact_time[64];       /* its commit timestamp as wal2json printed it */
 	volatile sig_atomic_t stop_requested;

@@ -472,8 +472,8 @@ static int drain_some(struct pgsb *b)
 			return -1;
 		}
 		if (b->repl.state == REPL_STREAMING && !b->repl.in_xact &&
-		    (b->stopping || b->repl.target_reached))
-			return 0;
+		    (b->stopping || b->repl.target_reached || b->boundary_wanted))
+			return 0; /* boundary_wanted: an online snapshot's step goes here */
 	}
 	return 1;
 }

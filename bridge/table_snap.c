@@ -25,8 +25,10 @@
 #include "log.h"
 #include "table_snap.h"
 
-#define CHUNK_ROWS 2000
-#define REPLAY_ROWS 2000
+#define CHUNK_ROWS 1000
+#define REPLAY_ROWS 200
+#define STEP_US 20000   /* rows written per step: this long at most */
+#define YIELD_S 0.01    /* between chunks: the application gets the file's lock too */
 #define RACE_TRIES 20   /* snapshots retaken while an xid it calls running has ended */
 #define WAIT_S 0.05     /* between steps that wait for the stream */
 #define RETRY_S 2.0     /* after a failure */
@@ -40,12 +42,15 @@ struct tsnap {
 	uint64_t *xip;
 	size_t nxip;
 	uint64_t wal_lsn;        /* WAL insert position read with the snapshot */
+	PGresult *chunk;         /* rows fetched, not all written yet */
+	int chunk_row;
 	struct sl_column *cols;
 	size_t ncols;
 	struct dec_field *fields, *pk;
 	size_t npk;
 	int64_t done, total;
 	struct dec_parser qdec;  /* for queued changes */
+	sqlite3_stmt *q_append;  /* cached: a change into the queue */
 	bool running;            /* the timer may run (run, not sync) */
 	bool push_stopped;       /* the push thread is stopped for the copy */
 };
@@ -61,6 +66,8 @@ static void schedule(struct tsnap *s, double after)
 
 static void release_copy(struct tsnap *s)
 {
+	PQclear(s->chunk);
+	s->chunk = NULL;
 	if (s->conn) {
 		PQfinish(s->conn); /* the read-only transaction ends with it */
 		s->conn = NULL;
@@ -324,34 +331,36 @@ static int end_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 	return 0;
 }
 
-/* One chunk of rows.  1: more to do, 0: done, -1: failed. */
+/* Rows of the fetched chunk for at most STEP_US, so the file's lock is
+ * held briefly whatever a row costs.  1: more to do, 0: done, -1: failed. */
 static int copy_chunk(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 {
 	char sql[64];
-	int rc = 0;
+	int64_t until = br_now_us() + STEP_US;
 
-	snprintf(sql, sizeof sql, "FETCH %d FROM pgsqlite_snap", CHUNK_ROWS);
-	PGresult *r = PQexec(s->conn, sql);
-
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		pgc_error_text(s->conn, err, cap);
-		PQclear(r);
-		return -1;
+	if (!s->chunk) {
+		snprintf(sql, sizeof sql, "FETCH %d FROM pgsqlite_snap", CHUNK_ROWS);
+		s->chunk = PQexec(s->conn, sql);
+		s->chunk_row = 0;
+		if (PQresultStatus(s->chunk) != PGRES_TUPLES_OK) {
+			pgc_error_text(s->conn, err, cap);
+			return -1;
+		}
 	}
-	int n = PQntuples(r);
-	if (n > 0 && pull_ensure_batch(b, err, cap))
-		rc = -1;
-	for (int i = 0; i < n && rc == 0; i++)
-		rc = copy_row(b, s, r, i, err, cap);
-	PQclear(r);
+	int n = PQntuples(s->chunk), rc = pull_ensure_batch(b, err, cap);
+	for (; s->chunk_row < n && rc == 0 && br_now_us() < until; s->chunk_row++, s->done++)
+		rc = copy_row(b, s, s->chunk, s->chunk_row, err, cap);
 	if (rc)
 		return -1;
-	s->done += n;
+	if (s->chunk_row < n)
+		return 1;
+	PQclear(s->chunk);
+	s->chunk = NULL;
 	if (n == CHUNK_ROWS) {
 		progress(b, s, false);
 		return 1;
 	}
-	return pull_ensure_batch(b, err, cap) || end_copy(b, s, err, cap) ? -1 : 0;
+	return end_copy(b, s, err, cap) ? -1 : 0;
 }
 
 /* ---- the machine ---- */
@@ -401,14 +410,14 @@ static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 	}
 	switch (s->t->snap_phase) {
 	case TSNAP_COPY:
-		return copy_chunk(b, s, err, cap) < 0 ? -1 : 0;
+		return copy_chunk(b, s, err, cap) < 0 ? -1 : YIELD_S;
 	case TSNAP_DRAIN:
 		if (pull_ensure_batch(b, err, cap) || (rc = snapq_replay(b, s->t, &s->qdec, REPLAY_ROWS,
 		                                                         err, cap)) < 0)
 			return -1;
 		if (rc == 0)
 			s->t->snap_phase = TSNAP_FILTER;
-		return 0;
+		return YIELD_S;
 	case TSNAP_FILTER:
 		if (pos < s->wal_lsn)
 			return WAIT_S; /* transactions the copy saw may still stream */
@@ -427,11 +436,21 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	if (b->repl.in_xact || b->repl.paused) {
-		schedule(s, WAIT_S); /* between two transactions, outside the push's window */
+	if (b->repl.paused) {
+		schedule(s, WAIT_S); /* outside the push's commit window */
 		return;
 	}
-	double next = step(b, s, err, sizeof err);
+	if (b->repl.in_xact) {
+		b->boundary_wanted = true; /* the stream stops at the transaction's end */
+		schedule(s, 0.001);
+		return;
+	}
+	b->boundary_wanted = false;
+	/* What the stream applied is committed first: the file's lock is held
+	 * only for the step's own writes, never across a round trip. */
+	double next = pull_commit_batch(b, err, sizeof err) ? -1 : step(b, s, err, sizeof err);
+	if (b->repl.state == REPL_STREAMING && !b->repl.paused)
+		ev_idle_start(b->loop, &b->repl.more); /* messages libpq may hold already */
 	if (next >= 0 && pull_commit_batch(b, err, sizeof err) == 0) {
 		schedule(s, next);
 		return;
@@ -463,7 +482,7 @@ int tsnap_route(struct pgsb *b, const struct br_table *t, const struct dec_recor
 		return 1;
 	if (t->snap_phase == TSNAP_FILTER)
 		return 0;
-	if (pull_ensure_batch(b, err, cap) || snapq_append(b, t, rec, err, cap))
+	if (pull_ensure_batch(b, err, cap) || snapq_append(b, &s->q_append, t, rec, err, cap))
 		return -1;
 	b->repl.batch_rows++;
 	return 1;
@@ -537,7 +556,9 @@ void tsnap_stop(struct pgsb *b)
 	if (!s)
 		return;
 	ev_timer_stop(b->loop, &s->timer);
+	b->boundary_wanted = false;
 	release_copy(s);
+	sqlite3_finalize(s->q_append);
 	dec_parser_free(&s->qdec);
 	free(s);
 	b->tsnap = NULL;

@@ -28,8 +28,9 @@ int tstate_plan(struct pgsb *b, char *err, size_t cap);
  * pull's open transaction (so they are exactly as durable as the stream
  * position that follows them). */
 int snapq_ensure(struct pgsb *b, char *err, size_t cap);
-int snapq_append(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
-                 char *err, size_t cap);
+/* *st caches the statement (finalized by the caller). */
+int snapq_append(struct pgsb *b, sqlite3_stmt **st, const struct br_table *t,
+                 const struct dec_record *rec, char *err, size_t cap);
 /* Replays up to max queued changes of t in order through the pull's
  * merge point and deletes them.  Returns how many, or -1. */
 int snapq_replay(struct pgsb *b, const struct br_table *t, struct dec_parser *p, int max,

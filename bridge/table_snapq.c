@@ -106,27 +106,31 @@ static sqlite3_stmt *prepare(struct pgsb *b, const char *sql, char *err, size_t 
 	return st;
 }
 
-int snapq_append(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
-                 char *err, size_t cap)
+int snapq_append(struct pgsb *b, sqlite3_stmt **st, const struct br_table *t,
+                 const struct dec_record *rec, char *err, size_t cap)
 {
 	char *line = record_line(rec);
-	sqlite3_stmt *st = line ? prepare(b, "INSERT INTO _pgsqlite_snapq (tbl, end_lsn, xact_time, rec) "
-	                                      "VALUES (?1, ?2, ?3, ?4)", err, cap) : NULL;
 	int rc = -1;
 
-	if (!line)
+	if (!line) {
 		snprintf(err, cap, "out of memory");
-	if (st) {
-		sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)b->xact_end_lsn);
-		sqlite3_bind_text(st, 3, b->xact_time, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, line, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		return -1;
+	}
+	if (!*st)
+		*st = prepare(b, "INSERT INTO _pgsqlite_snapq (tbl, end_lsn, xact_time, rec) "
+		                 "VALUES (?1, ?2, ?3, ?4)", err, cap);
+	if (*st) {
+		sqlite3_bind_text(*st, 1, t->local, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(*st, 2, (sqlite3_int64)b->xact_end_lsn);
+		sqlite3_bind_text(*st, 3, b->xact_time, -1, SQLITE_STATIC);
+		sqlite3_bind_text(*st, 4, line, -1, SQLITE_STATIC);
+		rc = sqlite3_step(*st) == SQLITE_DONE ? 0 : -1;
 		if (rc)
 			snprintf(err, cap, "cannot queue a change to \"%s\": %s", t->local,
 			         sqlite3_errmsg(sl_handle(b->db)));
+		sqlite3_reset(*st);
+		sqlite3_clear_bindings(*st);
 	}
-	sqlite3_finalize(st);
 	free(line);
 	return rc;
 }

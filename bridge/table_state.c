@@ -9,6 +9,7 @@
  * was added to the config after init: it needs a snapshot too.  A file
  * initialised before these keys existed counts its tables as copied. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "br.h"
@@ -68,28 +69,42 @@ bool tstate_pulled(const struct br_table *t)
 	return !t->skip && t->direction != CFG_DIRECTION_PUSH;
 }
 
+/* A table left out of the config is no longer pulled: if it comes back,
+ * it is copied again. */
+static int forget_left_out(struct pgsb *b, char *err, size_t cap)
+{
+	if (sqlite3_exec(sl_handle(b->db), "UPDATE _pgsqlite_state SET value = 'skipped' "
+	                 "WHERE key LIKE 'table:%' AND value = 'copied'", NULL, NULL, NULL) != SQLITE_OK) {
+		snprintf(err, cap, "cannot record table states: %s", sqlite3_errmsg(sl_handle(b->db)));
+		return -1;
+	}
+	return 0;
+}
+
 /* Reads every table's state, records the skipped ones, and marks those to
- * copy (phase pending).  Inside the pull's open transaction. */
+ * copy (phase pending).  Inside an open transaction. */
 int tstate_plan(struct pgsb *b, char *err, size_t cap)
 {
 	struct sl_err e;
+	enum tstate *st = calloc(b->ntables ? b->ntables : 1, sizeof *st);
 
-	for (size_t i = 0; i < b->ntables; i++) {
-		struct br_table *t = &b->tables[i];
-		enum tstate st = tstate_get(b, t);
-		t->snap_phase = TSNAP_NONE;
-		if (!tstate_pulled(t)) {
-			if (st != TSTATE_SKIPPED && tstate_set(b, t, "skipped", err, cap))
-				return -1;
-		} else if (st != TSTATE_COPIED) {
-			if (st != TSTATE_SNAPSHOT && tstate_set(b, t, "snapshot", err, cap))
-				return -1;
-			t->snap_phase = TSNAP_PENDING;
-		} else if (tstate_set(b, t, "copied", err, cap)) {
-			return -1;
-		}
-		atomic_store(&t->push_held, t->skip || t->snap_phase == TSNAP_PENDING);
+	if (!st) {
+		snprintf(err, cap, "out of memory");
+		return -1;
 	}
+	for (size_t i = 0; i < b->ntables; i++)
+		st[i] = tstate_get(b, &b->tables[i]);
+	int rc = forget_left_out(b, err, cap);
+	for (size_t i = 0; i < b->ntables && rc == 0; i++) {
+		struct br_table *t = &b->tables[i];
+		bool copy = tstate_pulled(t) && st[i] != TSTATE_COPIED;
+		t->snap_phase = copy ? TSNAP_PENDING : TSNAP_NONE;
+		rc = tstate_set(b, t, !tstate_pulled(t) ? "skipped" : copy ? "snapshot" : "copied", err, cap);
+		atomic_store(&t->push_held, t->skip || copy);
+	}
+	free(st);
+	if (rc)
+		return -1;
 	if (sl_state_set(b->db, "tables_tracked", "1", &e)) {
 		snprintf(err, cap, "cannot record table states: %s", e.msg);
 		return -1;

@@ -192,6 +192,18 @@ Test(reload, a_table_added_to_the_config_is_copied_at_restart)
 	it_stop(&env, pid);
 }
 
+/* A local write by an application that waits for the file's lock as long
+ * as it takes (under a sanitizer, a busy pull can hold it for seconds). */
+static void local_write(struct it_env *e, const char *sql)
+{
+	sqlite3 *db = it_sqlite_open(e);
+	char *err = NULL;
+	sqlite3_busy_timeout(db, 60000);
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+	cr_assert_eq(rc, SQLITE_OK, "SQLite failed: %s: %s", sql, err ? err : "");
+	sqlite3_close(db);
+}
+
 /* A Postgres writer committing while the table is copied. */
 struct writer {
 	const char *conninfo;
@@ -229,7 +241,9 @@ Test(reload, online_snapshot_under_concurrent_writes_ends_equal)
 	it_sleep_ms(200);
 	reload(&env, pid, "realtime", "[table public.w]\nskip = false\n");
 	for (int k = 0; k < 40; k++) {
-		it_sqlite_exec(&env, "INSERT INTO w VALUES (%d, %d, 'local')", 200000 + k, k);
+		char sql[128];
+		snprintf(sql, sizeof sql, "INSERT INTO w VALUES (%d, %d, 'local')", 200000 + k, k);
+		local_write(&env, sql);
 		it_sleep_ms(25);
 	}
 	pthread_join(th, NULL);
