@@ -419,8 +419,13 @@ static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 			s->t->snap_phase = TSNAP_FILTER;
 		return YIELD_S;
 	case TSNAP_FILTER:
-		if (pos < s->wal_lsn)
-			return WAIT_S; /* transactions the copy saw may still stream */
+		if (pos < s->wal_lsn) {
+			/* transactions the copy saw may still stream; a keepalive
+			 * asked for carries the position past them when none do */
+			if (b->repl.state == REPL_STREAMING && br_now_us() - b->repl.last_reply_req_us > 200000)
+				repl_send_feedback(b, true);
+			return WAIT_S;
+		}
 		return finish(b, s, err, cap) ? -1 : 0;
 	default:
 		s->t = NULL;

@@ -277,3 +277,24 @@ Test(reload, a_copy_cut_off_by_kill_9_starts_again_and_ends_equal)
 	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM k"), 99991);
 	it_stop(&env, pid);
 }
+
+Test(reload, skip_turned_off_at_a_restart_catches_the_table_up)
+{
+	const char *rows = "SELECT id, v FROM s ORDER BY id";
+	it_setup(&env, "rl_skiprs");
+	it_sql(&env, "CREATE TABLE s (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO s SELECT g, 'v' || g FROM generate_series(1, 50) g");
+	it_write_conf(&env, "realtime", "[table public.s]\nskip = true\n");
+	pid_t pid = it_run_online(&env);
+	it_sql(&env, "UPDATE s SET v = 'skipped' WHERE id <= 5");
+	it_sql(&env, "DELETE FROM s WHERE id > 45");
+	it_sleep_ms(500);
+	it_stop(&env, pid);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM s"), 50, "a skipped table was pulled");
+	it_sql(&env, "INSERT INTO s VALUES (100, 'while stopped')");
+	it_write_conf(&env, "realtime", "[table public.s]\n");
+	pid = it_run_online(&env);
+	cr_assert(wait_output(&env, true, "is in sync again", 1, 30000), "%s", it_bridge_stderr(&env));
+	cr_assert(wait_equal(&env, rows, 30000), "not equal after skip was turned off at a restart");
+	it_stop(&env, pid);
+}
