@@ -430,6 +430,23 @@ static void emit_rejection(struct pgsb *b, const struct sl_change *c, const char
 	ev_emit_conflict(b, c->table, c->pk, "rejected", "rejected");
 }
 
+/* A rejected key move also left the moved row at its new key in SQLite:
+ * that key gets what Postgres holds there (most often another row, the
+ * reason of the rejection), unless a later local change is pending for it. */
+static int restore_new_key(struct pgsb *b, const struct br_table *t, const struct sl_change *c,
+                           PGresult *at_new, struct sl_err *e)
+{
+	struct entry probe = {.t = t, .op = 'I', .final = c->new_row, .key = c->pk};
+	char *key = at_new ? final_key_json(b, &probe) : NULL;
+	int rc = 0;
+
+	if (key && !push__local_pending(b, t, key))
+		rc = PQntuples(at_new) == 1 ? push__write_pg_row(b, t, at_new, 0, e)
+		                            : push__delete_local(b, t, c->new_row, e);
+	free(key);
+	return rc;
+}
+
 /* The change of the last one-change batch (failed_seq), which Postgres
  * rejects on its own: out of the log, into _pgsqlite_conflicts for a
  * person, and the row in SQLite back to what Postgres holds. */
@@ -455,6 +472,9 @@ int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 	}
 	struct entry probe = {.t = t, .op = 'D', .base = c->old_row ? c->old_row : c->new_row, .key = c->pk};
 	PGresult *remote = t ? push__fetch_remote(b, &probe) : NULL;
+	struct entry at_new = {.t = t, .op = 'I', .final = c->new_row, .key = c->pk};
+	PGresult *moved = remote && c->op == 'U' && push__key_moved(b, t, c->old_row, c->new_row)
+	                  ? push__fetch_remote(b, &at_new) : NULL;
 	char *remote_json = conflict_remote_json(remote);
 	char resolution[300];
 	snprintf(resolution, sizeof resolution, "rejected: %.280s", why);
@@ -463,6 +483,7 @@ int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 	    (push__local_pending(b, t, c->pk) ||
 	     (PQntuples(remote) == 1 ? push__write_pg_row(b, t, remote, 0, &e)
 	                             : push__delete_local(b, t, c->pk, &e)) == 0) &&
+	    restore_new_key(b, t, c, moved, &e) == 0 &&
 	    sl_conflict_record(b->push.db, c->table, c->pk, c->new_row, remote_json,
 	                       cfg_conflict_name(t->conflict), resolution, false, &e) == 0 &&
 	    sl_commit(b->push.db, &e) == 0) {
@@ -475,6 +496,7 @@ int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 	push_window_leave(b);
 	free(remote_json);
 	PQclear(remote);
+	PQclear(moved);
 	sl_changes_free(c, n);
 	return rc;
 }

@@ -438,3 +438,23 @@ Test(lossless, a_push_chosen_as_deadlock_victim_is_retried_never_marked)
 	cr_assert_geq(it_count(it_bridge_stderr(&env), "deadlock"), 1, "no deadlock happened: %s",
 	              it_bridge_stderr(&env));
 }
+
+/* A local key move Postgres rejects (another row took the new key there):
+ * both keys end as Postgres holds them, the move kept in
+ * _pgsqlite_conflicts. */
+Test(lossless, a_rejected_key_move_restores_both_keys_from_postgres)
+{
+	char out[4096];
+	it_setup(&env, "rejectmove");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k1', 'one')");
+	it_write_conf(&env, "manual", "conflict = keep-both\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET id = 'k2', v = 'moved' WHERE id = 'k1'");
+	it_sql(&env, "INSERT INTO t VALUES ('k2', 'pg')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k1|one\nk2|pg\n");
+	assert_equal_tables(&env, "id, v", "t");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE "
+	                           "resolution LIKE 'rejected:%' AND local_row LIKE '%moved%'"), 1);
+}
