@@ -390,8 +390,9 @@ Test(lossless, a_refresh_never_overwrites_a_row_moved_onto_its_key_meanwhile)
 	PQclear(PQexec(locker, "LOCK TABLE t IN EXCLUSIVE MODE"));
 	it_sqlite_exec(&env, "BEGIN; INSERT INTO t VALUES ('k2', 'x'); UPDATE t SET v = 'y' WHERE id = 'k2';"
 	                     " DELETE FROM t WHERE id = 'k2'; COMMIT");
-	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM pg_locks WHERE NOT granted "
-	                         "AND relation = 't'::regclass", 1, 10000), "the push did not reach the lock");
+	cr_assert(it_wait_pg_int(&env, "SELECT (count(*) > 0)::int FROM pg_locks l JOIN pg_stat_activity a "
+	                         "USING (pid) WHERE NOT l.granted AND l.relation = 't'::regclass "
+	                         "AND a.datname = current_database()", 1, 20000), "the push did not reach the lock");
 	it_sqlite_exec(&env, "UPDATE t SET id = 'k2', v = 'moved' WHERE id = 'k1'");
 	PQclear(PQexec(locker, "ROLLBACK"));
 	PQfinish(locker);
@@ -422,8 +423,9 @@ Test(lossless, a_push_chosen_as_deadlock_victim_is_retried_never_marked)
 	PQclear(PQexec(other, "UPDATE t SET v = 'other' WHERE id = 2"));
 	it_sqlite_exec(&env, "BEGIN; UPDATE t SET v = 'local' WHERE id IN (1, 2); "
 	                     "INSERT INTO ledger VALUES ('l1'); COMMIT");
-	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid'",
-	                         1, 10000), "the push did not wait for row 2");
+	cr_assert(it_wait_pg_int(&env, "SELECT (count(*) > 0)::int FROM pg_locks l JOIN pg_stat_activity a "
+	                         "USING (pid) WHERE NOT l.granted AND l.locktype = 'transactionid' "
+	                         "AND a.datname = current_database()", 1, 20000), "the push did not wait for row 2");
 	cr_assert_eq(PQsendQuery(other, "UPDATE t SET v = 'other' WHERE id = 1"), 1);
 	PGresult *r;
 	while ((r = PQgetResult(other)))
