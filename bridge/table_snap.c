@@ -52,7 +52,7 @@ struct tsnap {
 	struct dec_parser qdec;  /* for queued changes */
 	sqlite3_stmt *q_append;  /* cached: a change into the queue */
 	bool running;            /* the timer may run (run, not sync) */
-	bool push_stopped;       /* the push thread is stopped for the copy */
+	bool push_stopped;       /* the push thread is stopped while the snapshot is taken */
 };
 
 static void schedule(struct tsnap *s, double after)
@@ -84,10 +84,10 @@ static void release_copy(struct tsnap *s)
 
 /* A push of the table committed after the snapshot would be missing from
  * the copy, and the stream does not bring our own pushes back: the push
- * must not send the table's changes while it is copied.  The push side
- * leaves them waiting while push_held is set; until every push path
- * honours that, the push thread is stopped for the copy (its in-flight
- * round ends first, so everything it committed is in the snapshot). */
+ * leaves the table's changes waiting while push_held is set (push_queue.c),
+ * and the push thread is stopped while the snapshot is taken, so a round
+ * that read the table's changes before it was held commits first (and is
+ * in the snapshot).  Other tables push on during the copy. */
 static void hold_push(struct pgsb *b, struct tsnap *s, bool hold)
 {
 	char err[512];
@@ -259,10 +259,12 @@ static int local_start(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 
 static int begin_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 {
+	atomic_store(&s->t->push_held, true);
 	hold_push(b, s, true);
 	s->conn = pgc_connect(b, false, err, cap);
-	if (!s->conn || take_snapshot(s, err, cap) ||
-	    pgc_table_columns(s->conn, s->t, &s->cols, &s->ncols, err, cap))
+	int rc = !s->conn || take_snapshot(s, err, cap) ? -1 : 0;
+	hold_push(b, s, false);
+	if (rc || pgc_table_columns(s->conn, s->t, &s->cols, &s->ncols, err, cap))
 		return -1;
 	if (setup_fields(s) || declare_cursor(s, err, cap)) {
 		if (!err[0])
