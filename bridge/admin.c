@@ -42,18 +42,24 @@ static int64_t query_int(sqlite3 *db, const char *sql)
 	return v;
 }
 
-/* Pages in use (free pages do not count) against storage_limit. */
+/* Pages in use (free pages do not count) against storage_limit; over it
+ * with action error, a running bridge does not pull (limits.c). */
 static void add_storage(struct pgsb *b, cJSON *o)
 {
-	sqlite3 *db = sl_handle(b->db);
-	int64_t used = (query_int(db, "PRAGMA page_count") - query_int(db, "PRAGMA freelist_count")) *
-	               query_int(db, "PRAGMA page_size");
+	int64_t used = sl_used_bytes(b->db), limit = b->cfg->storage_limit;
+	bool over = limit > 0 && used > limit;
+	static const char *const actions[] = {"warn", "error", "prune"};
 
 	cJSON_AddNumberToObject(o, "storage_used_bytes", (double)used);
-	if (b->cfg->storage_limit > 0)
-		cJSON_AddNumberToObject(o, "storage_limit_bytes", (double)b->cfg->storage_limit);
-	else
+	if (limit <= 0) {
 		cJSON_AddNullToObject(o, "storage_limit_bytes");
+		return;
+	}
+	cJSON_AddNumberToObject(o, "storage_limit_bytes", (double)limit);
+	cJSON_AddStringToObject(o, "storage_limit_action", actions[b->cfg->storage_limit_action]);
+	cJSON_AddBoolToObject(o, "storage_over_limit", over);
+	cJSON_AddBoolToObject(o, "pull_paused_by_storage_limit",
+	                      over && b->cfg->storage_limit_action == CFG_LIMIT_ERROR);
 }
 
 /* "name": {"rows": N, "pending_local": M}; rows null if not in SQLite. */

@@ -17,6 +17,7 @@
 #include "../decoder/dec.h"
 #include "../sqlite-side/sl.h"
 #include "pgsqlite_bridge.h"
+#include "limits.h"
 #include "metrics.h"
 
 /* A synced table, resolved against the Postgres catalogue. */
@@ -38,6 +39,8 @@ struct br_table {
 	bool stage_ready;              /* push: its temporary stage table exists on the connection */
 	bool server_computes;          /* defaults, identity, generated columns or triggers:
 	                                  pushed rows are read back */
+	bool order_numeric;            /* its order_column is numeric (text locally): pruning
+	                                  orders by value (limits.c) */
 };
 
 /* The push side's connection and position. */
@@ -158,6 +161,7 @@ struct pgsb {
 	char conninfo_masked[512];
 	PGconn *exact_conn;       /* pull: reads back NaN / Infinity by key (exact.c) */
 	struct br_metrics metrics; /* counters and gauges (metrics.c) */
+	struct br_limits limits;   /* max_records and storage_limit (limits.c) */
 };
 
 /* time.c-like helpers (bridge.c) */

@@ -303,9 +303,13 @@ int pgsb_sync(struct pgsb *b, FILE *out)
 	b->one_shot = b->session_active = true;
 	b->stats.started_us = br_now_us();
 	b->stats.rows = b->stats.xacts = 0;
-	int rc = run_loop(b);
+	if (limits_hold_pull(b)) { /* over storage_limit: push first, so the file can drain */
+		sync_push(b);
+		b->limits.last_check_us = 0;
+	}
+	int rc = limits_hold_pull(b) ? 1 : run_loop(b);
 	bool pulled = rc == 0 && b->repl.target_reached;
-	int pushed = pulled ? sync_push(b) : -1;
+	int pushed = pulled || b->limits.hold_pull ? sync_push(b) : -1;
 	char lsn[32];
 	dec_format_lsn(b->repl.committed_lsn, lsn, sizeof lsn);
 	fprintf(out, "{\"ok\":%s,\"direction\":\"both\",\"rows\":%llu,\"transactions\":%llu,"

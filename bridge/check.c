@@ -172,7 +172,7 @@ static void check_remote_times(struct check_ctx *cx, const struct br_table *t,
 	free(ts);
 }
 
-static void check_table(struct check_ctx *cx, const struct br_table *t)
+static void check_table(struct check_ctx *cx, struct br_table *t)
 {
 	char what[700], fix[700], err[512];
 	struct sl_column *cols;
@@ -186,6 +186,9 @@ static void check_table(struct check_ctx *cx, const struct br_table *t)
 	for (size_t i = 0; i < n; i++)
 		pk += cols[i].pk_pos > 0;
 	check_remote_times(cx, t, cols, n);
+	if (limits_check_table(cx->b, t, cols, n, what, sizeof what))
+		problem(cx, what, "set order_column to one of the table's columns, or remove "
+		        "max_records and order_column");
 	pgc_free_columns(cols, n);
 	if (pk == 0) {
 		snprintf(what, sizeof what, "table \"%s.%s\" has no primary key (wal2json drops its "

@@ -7,6 +7,7 @@
 
 #include "br.h"
 #include "log.h"
+#include "progress.h"
 
 static cJSON *event_new(const char *event)
 {
@@ -37,6 +38,7 @@ void ev_print_default(const char *event, const char *json, void *arg)
 {
 	(void)event;
 	(void)arg;
+	progress_clear_line(); /* stdout on the bar's terminal: the line takes its place */
 	fprintf(stdout, "%s\n", json);
 	fflush(stdout);
 }
@@ -78,4 +80,5 @@ void ev_emit_progress(struct pgsb *b, const char *phase, int64_t done, int64_t t
 	cJSON_AddNumberToObject(o, "done", (double)done);
 	cJSON_AddNumberToObject(o, "total", (double)total);
 	event_deliver(b, "progress", o);
+	progress_draw(phase, done, total); /* on a terminal only */
 }

@@ -1,6 +1,7 @@
 /* log.c: writes log lines to stderr with a UTC timestamp and a level, as
  * plain text or as one JSON object per line. */
 #include "log.h"
+#include "progress.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -62,6 +63,7 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
 	log_iso_time(when, sizeof when);
+	progress_clear_line(); /* a bar on the terminal: the line takes its place */
 	if (log_json)
 		log_write_json(when, level, text);
 	else

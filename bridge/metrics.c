@@ -135,24 +135,11 @@ static void conflicts(FILE *f, struct br_metrics *m)
 	pthread_mutex_unlock(&m->mu);
 }
 
-static int64_t pragma_int(struct pgsb *b, const char *sql)
-{
-	sqlite3_stmt *st;
-	int64_t v = 0;
-
-	if (sqlite3_prepare_v2(sl_handle(b->db), sql, -1, &st, NULL) != SQLITE_OK)
-		return 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
 /* Pages in use (free pages do not count), in bytes. */
 static double storage_used(struct pgsb *b)
 {
-	int64_t pages = pragma_int(b, "PRAGMA page_count") - pragma_int(b, "PRAGMA freelist_count");
-	return (double)pages * (double)pragma_int(b, "PRAGMA page_size");
+	int64_t used = sl_used_bytes(b->db);
+	return used < 0 ? 0.0 : (double)used;
 }
 
 static void gauges(FILE *f, struct pgsb *b)

@@ -249,6 +249,8 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
 		snprintf(err, cap, "cannot prune _pgsqlite_pushed: %s", sqlite3_errmsg(sl_handle(b->db)));
 		return -1;
 	}
+	if (limits_prune_in_batch(b, false, err, cap)) /* max_records, storage_limit */
+		return -1;
 	if (sl_state_set(b->db, "applied_lsn", lsn, &e) || record_last_error(b, &e) ||
 	    sl_state_set(b->db, "last_sync", now, &e) || sl_commit(b->db, &e)) {
 		snprintf(err, cap, "cannot commit to SQLite: %s", e.msg);
@@ -262,6 +264,7 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
 	             (br_now_us() - r->batch_start_us) / 1000, r->committed_lsn);
 	metrics_pulled(b, r->batch_rows, r->batch_xacts, b->xact_time);
 	r->batch_rows = r->batch_xacts = 0;
+	limits_after_commit(b);
 	return 0;
 }
 

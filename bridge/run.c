@@ -212,7 +212,7 @@ static void tick_idle(struct pgsb *b, int64_t now)
 		b->session_active = true;
 		r->next_attempt_us = 0;
 	}
-	if (now >= r->next_attempt_us && !r->paused)
+	if (now >= r->next_attempt_us && !r->paused && !limits_hold_pull(b))
 		try_connect(b);
 }
 
@@ -236,7 +236,7 @@ static void tick_streaming(struct pgsb *b, int64_t now)
 {
 	struct repl *r = &b->repl;
 
-	if (b->stopping || r->target_reached) {
+	if (b->stopping || r->target_reached || b->limits.hold_pull) {
 		repl_request_end(b);
 		return;
 	}

@@ -179,6 +179,7 @@ static int copy_stream(struct pgsb *b, PGconn *pc, struct copy_ctx *cx, char *er
 	int n;
 
 	snprintf(phase, sizeof phase, "snapshot %s.%s", cx->table->schema, cx->table->name);
+	ev_emit_progress(b, phase, 0, cx->total > 0 ? cx->total : 1); /* the rate counts from here */
 	while ((n = PQgetCopyData(pc, &row, 0)) > 0) {
 		if ((size_t)n > cx->scratch_cap) {
 			char *s = realloc(cx->scratch, (size_t)n);
@@ -263,7 +264,10 @@ static int require_keys(struct pgsb *b, PGconn *pc, char *err, size_t cap)
 			return -1;
 		for (size_t k = 0; k < n; k++)
 			pk += cols[k].pk_pos > 0;
+		int bad_order = limits_check_table(b, &b->tables[i], cols, n, err, cap);
 		pgc_free_columns(cols, n);
+		if (bad_order)
+			return -1;
 		if (pk == 0) {
 			snprintf(err, cap, "table \"%s.%s\" has no primary key: add one to sync it",
 			         b->tables[i].schema, b->tables[i].name);
@@ -361,12 +365,14 @@ static int copy_all(struct pgsb *b, PGconn *pc, uint64_t start, bool clear, char
 		if (copy_table(b, pc, &b->tables[i], clear, err, cap))
 			goto fail;
 	/* Local work not pushed yet stays on top of the fresh copy. */
-	if (reapply_pending(b, NULL, err, cap) || record_start(b, start, err, cap))
+	if (reapply_pending(b, NULL, err, cap) || limits_prune_in_batch(b, true, err, cap) ||
+	    record_start(b, start, err, cap))
 		goto fail;
 	if (sl_commit(b->db, &e)) {
 		snprintf(err, cap, "cannot commit to SQLite: %s", e.msg);
 		goto fail;
 	}
+	limits_after_commit(b);
 	return 0;
 fail:
 	sl_rollback(b->db);

@@ -440,8 +440,9 @@ static void after_drain(struct pgsb *b)
 		}
 		repl_send_feedback(b, false);
 	}
-	if (r->state == REPL_STREAMING && !r->in_xact && (b->stopping || r->target_reached))
-		repl_request_end(b);
+	if (r->state == REPL_STREAMING && !r->in_xact &&
+	    (b->stopping || r->target_reached || b->limits.hold_pull))
+		repl_request_end(b); /* held: storage_limit (limits.c) */
 }
 
 /* Takes up to DRAIN_BATCH complete messages from libpq's buffer.  Returns
@@ -472,8 +473,10 @@ static int drain_some(struct pgsb *b)
 			return -1;
 		}
 		if (b->repl.state == REPL_STREAMING && !b->repl.in_xact &&
-		    (b->stopping || b->repl.target_reached || b->boundary_wanted))
-			return 0; /* boundary_wanted: an online snapshot's step goes here */
+		    (b->stopping || b->repl.target_reached || b->boundary_wanted ||
+		     b->limits.hold_pull))
+			return 0; /* boundary_wanted: an online snapshot's step goes here;
+			             hold_pull: storage_limit (limits.c) */
 	}
 	return 1;
 }

@@ -1004,9 +1004,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return fail(p, "out of memory"), 1;
 	if (p->sec == SEC_BRIDGE)
 		set_key(p, bridge_opts, NBRIDGE, p->c, name, strip_hash_comment(v));
-	else
-		set_key(p, table_opts, NTABLE, &p->c->tables[p->table], name,
-			strip_hash_comment(v));
+	else if (set_key(p, table_opts, NTABLE, &p->c->tables[p->table], name,
+			 strip_hash_comment(v)) == 0)
+		cfg__table_key_line(&p->c->tables[p->table], name, p->lineno);
 	free(v);
 	return 1;
 }
@@ -1074,7 +1074,7 @@ int cfg_load(const char *path, struct cfg *out, struct cfg_error *err)
 	if (!(out->path = strdup(path)))
 		return say(err->msg, sizeof err->msg, "%s: out of memory", path);
 	if (set_defaults(bridge_opts, NBRIDGE, out, err) || read_file(&p) ||
-	    apply_env(out, err) || check_required(out, err)) {
+	    apply_env(out, err) || check_required(out, err) || cfg__check_tables(out, err)) {
 		cfg_free(out);
 		return -1;
 	}

@@ -63,6 +63,8 @@ struct cfg_table {
 	enum cfg_conflict conflict;
 	bool skip;
 	int line;                    /* line of the section header */
+	int max_records_line;        /* line of max_records, 0 = not set */
+	int order_column_line;       /* line of order_column, 0 = not set */
 };
 
 struct cfg {
@@ -96,6 +98,11 @@ int cfg_load(const char *path, struct cfg *out, struct cfg_error *err)
 	__attribute__((warn_unused_result));
 
 void cfg_free(struct cfg *c);
+
+/* cfg_limits.c (internal): notes the line of a [table] key; checks that
+ * max_records comes with order_column.  0 or -1 with err->msg. */
+void cfg__table_key_line(struct cfg_table *t, const char *key, int line);
+int cfg__check_tables(const struct cfg *c, struct cfg_error *err);
 
 /* "500ms", "30s", "5m", "2h" (a bare number is seconds) -> milliseconds. 0 or -1. */
 int cfg_parse_duration(const char *s, int64_t *ms) __attribute__((warn_unused_result));

@@ -206,6 +206,35 @@ char *sl_key_json(struct sl_db *db, const char *local_table, const struct dec_fi
 char *sl_row_json(struct sl_db *db, const char *local_table, const struct dec_field *key,
                   size_t nkey, struct sl_err *err);
 
+/* ---- Pruning (local only) ---- */
+
+/* What to prune: rows ordered newest first by order_column (NULL counts
+ * as oldest), ties broken by the key, descending. */
+struct sl_prune {
+	const char *table;        /* local table name */
+	const char *order_column;
+	bool numeric;             /* order by its value as a number (numeric kept as text) */
+};
+
+/* Deletes the rows past the newest keep (sl_prune_keep), or the n oldest
+ * (sl_prune_oldest).  A row with a pending change in _pgsqlite_changes
+ * (under its key, or as the new key of a pending key move) is never
+ * deleted, and the rows kept do not count it.  Call inside sl_begin's
+ * transaction, so the change-log triggers stay quiet.  *deleted gets the
+ * number of rows deleted.  Returns 0 or -1 (no such table or column, a
+ * key column named with a quote, an SQLite error). */
+int sl_prune_keep(struct sl_db *db, const struct sl_prune *p, int64_t keep, int64_t *deleted,
+                  struct sl_err *err) __attribute__((warn_unused_result));
+int sl_prune_oldest(struct sl_db *db, const struct sl_prune *p, int64_t n, int64_t *deleted,
+                    struct sl_err *err) __attribute__((warn_unused_result));
+
+/* (page_count - freelist_count) * page_size as this connection sees the
+ * file (its own open transaction included): free pages do not count.
+ * -1 on error. */
+int64_t sl_used_bytes(struct sl_db *db);
+/* count(*) of a local table, -1 on error (no such table). */
+int64_t sl_table_rows(struct sl_db *db, const char *local_table);
+
 /* Appends a row to _pgsqlite_conflicts (detected_at = now; resolved_at =
  * now when resolved, else NULL).  Returns 0 or -1. */
 int sl_conflict_record(struct sl_db *db, const char *table, const char *pk_json,

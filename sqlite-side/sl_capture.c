@@ -160,6 +160,12 @@ static size_t chunk_of(struct sl_db *db)
 	return lim >= 2 ? (size_t)lim / 2 : 1;
 }
 
+void sl_capture_put_key(struct sl_db *db, struct sl_buf *b, const struct sl_table *t,
+                        const char *side)
+{
+	put_json(b, t, t->pk, t->npk, side, chunk_of(db));
+}
+
 static void put_trigger_name(struct sl_buf *b, const char *table, size_t len, char op)
 {
 	struct sl_buf raw = {0};

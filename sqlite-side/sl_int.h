@@ -161,5 +161,9 @@ void sl_bind_trim(struct sl_db *db);
 /* sl_capture.c */
 int sl_capture_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
 void sl_capture_finalize(struct sl_db *db);
+/* The key columns of t as the triggers' pk JSON: side "NEW" / "OLD", ""
+ * (bare columns of the row in hand) or NULL (parameters ?1...). */
+void sl_capture_put_key(struct sl_db *db, struct sl_buf *b, const struct sl_table *t,
+                        const char *side);
 
 #endif

@@ -551,7 +551,7 @@ Test(cfg, printed_config_loads_back_to_the_same_values)
 	cr_assert_eq(load("[bridge]\nsqlite = a.db\npostgres = host=db port=5433\n"
 			  "mode = on-reconnect\ninterval = 90s\ndebounce = 1500ms\n"
 			  "storage_limit = 1536\nlog_format = json\n"
-			  "[table t]\nmax_records = 7\nskip = yes\n[table s.u]\n"
+			  "[table t]\nmax_records = 7\norder_column = at\nskip = yes\n[table s.u]\n"
 			  "direction = pull\nconflict = merge\norder_column = id\n",
 			  &a, &e), 0, "%s", e.msg);
 	char *out = printed(&a);
@@ -569,7 +569,7 @@ Test(cfg, printed_config_loads_back_to_the_same_values)
 	cr_assert_eq(b.ntables, 2);
 	cr_expect_eq(b.tables[0].max_records, 7);
 	cr_expect_eq(b.tables[0].skip, true);
-	cr_expect_null(b.tables[0].order_column);
+	cr_expect_str_eq(b.tables[0].order_column, "at");
 	cr_expect_eq(b.tables[0].direction, CFG_DIRECTION_INHERIT);
 	cr_expect_str_eq(b.tables[1].schema, "s");
 	cr_expect_str_eq(b.tables[1].name, "u");
@@ -693,7 +693,7 @@ Test(cfg, many_tables_grow_the_array)
 
 	for (int i = 0; i < 40; i++)
 		snprintf(text + strlen(text), sizeof text - strlen(text),
-			 "[table t%d]\nmax_records = %d\n", i, i);
+			 "[table t%d]\nmax_records = %d\norder_column = at\n", i, i);
 	cr_assert_eq(load(text, &c, &e), 0, "%s", e.msg);
 	cr_assert_eq(c.ntables, 40);
 	for (int i = 0; i < 40; i++)
