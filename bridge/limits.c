@@ -120,13 +120,10 @@ static int prune_storage(struct pgsb *b, char *err, size_t cap)
 	return 0;
 }
 
-int limits_prune_in_batch(struct pgsb *b, bool force, char *err, size_t cap)
+int limits_prune_in_batch(struct pgsb *b, char *err, size_t cap)
 {
-	if (force || b->repl.batch_rows > 0 || b->limits.pruned_cfg != (const void *)b->cfg) {
-		if (prune_max_records(b, err, cap))
-			return -1;
-		b->limits.pruned_cfg = b->cfg;
-	}
+	if (prune_max_records(b, err, cap))
+		return -1;
 	if (b->cfg->storage_limit > 0 && b->cfg->storage_limit_action == CFG_LIMIT_PRUNE)
 		return prune_storage(b, err, cap);
 	return 0;
@@ -201,7 +198,7 @@ static void prune_now(struct pgsb *b)
 		log_warn("cannot prune: %s", e.msg);
 		return;
 	}
-	if (limits_prune_in_batch(b, true, err, sizeof err)) {
+	if (limits_prune_in_batch(b, err, sizeof err)) {
 		log_warn("cannot prune: %s", err);
 		sl_rollback(b->db);
 	} else if (sl_commit(b->db, &e)) {

@@ -14,7 +14,6 @@ struct br_table;
 struct sl_column;
 
 struct br_limits {
-	const void *pruned_cfg; /* the config the tables were last pruned under */
 	bool over;              /* over storage_limit at the last check */
 	bool hold_pull;         /* action error and over: no pulling until under */
 	int64_t last_event_us;  /* last error event about the limit */
@@ -22,11 +21,11 @@ struct br_limits {
 };
 
 /* Inside the pull's open SQLite transaction, before its commit (after an
- * applied batch, after the initial copy): the tables with max_records
- * keep their newest rows, and with storage_limit_action = prune the
- * tables with an order_column lose their oldest rows until the file is
- * under the limit.  force: prune even if the batch brought no row. */
-int limits_prune_in_batch(struct pgsb *b, bool force, char *err, size_t cap);
+ * applied batch, online snapshot chunks included, after the initial
+ * copy): the tables with max_records keep their newest rows, and with
+ * storage_limit_action = prune the tables with an order_column lose their
+ * oldest rows until the file is under the limit. */
+int limits_prune_in_batch(struct pgsb *b, char *err, size_t cap);
 
 /* After a committed batch: measures the file against storage_limit;
  * warns, or holds the pull (action error). */

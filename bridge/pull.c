@@ -249,7 +249,7 @@ int pull_commit_batch(struct pgsb *b, char *err, size_t cap)
 		snprintf(err, cap, "cannot prune _pgsqlite_pushed: %s", sqlite3_errmsg(sl_handle(b->db)));
 		return -1;
 	}
-	if (limits_prune_in_batch(b, false, err, cap)) /* max_records, storage_limit */
+	if (limits_prune_in_batch(b, err, cap)) /* max_records, storage_limit */
 		return -1;
 	if (sl_state_set(b->db, "applied_lsn", lsn, &e) || record_last_error(b, &e) ||
 	    sl_state_set(b->db, "last_sync", now, &e) || sl_commit(b->db, &e)) {

@@ -84,7 +84,10 @@ static int prepare_tables(struct pgsb *b, PGconn *pc, char *err, size_t cap)
 		for (size_t k = 0; k < n; k++)
 			pk += cols[k].pk_pos > 0;
 		int rc = pk ? sl_ensure_table(b->db, t->schema, t->name, cols, n, &e) : 0;
+		int bad_order = limits_check_table(b, t, cols, n, err, cap); /* order_column */
 		pgc_free_columns(cols, n);
+		if (bad_order)
+			return -1;
 		if (!pk) {
 			snprintf(err, cap, "table \"%s.%s\" has no primary key: add one to sync it",
 			         t->schema, t->name);

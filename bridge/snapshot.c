@@ -365,7 +365,7 @@ static int copy_all(struct pgsb *b, PGconn *pc, uint64_t start, bool clear, char
 		if (copy_table(b, pc, &b->tables[i], clear, err, cap))
 			goto fail;
 	/* Local work not pushed yet stays on top of the fresh copy. */
-	if (reapply_pending(b, NULL, err, cap) || limits_prune_in_batch(b, true, err, cap) ||
+	if (reapply_pending(b, NULL, err, cap) || limits_prune_in_batch(b, err, cap) ||
 	    record_start(b, start, err, cap))
 		goto fail;
 	if (sl_commit(b->db, &e)) {

@@ -159,9 +159,46 @@ static int prune(struct sl_db *db, const struct sl_prune *p, bool keep, int64_t 
 	return rc;
 }
 
+/* 1 when the table holds more than n rows, 0 when not, -1 on error: a walk
+ * of n + 1 rows, no sort (pruning usually finds nothing to do). */
+static int more_than(struct sl_db *db, const struct sl_prune *p, int64_t n, struct sl_err *err)
+{
+	struct sl_buf b = {0};
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	sl_buf_str(&b, "SELECT 1 FROM ");
+	sl_buf_ident(&b, p->table, strlen(p->table));
+	sl_buf_str(&b, " LIMIT 1 OFFSET ?1");
+	if (b.oom) {
+		sl_buf_free(&b);
+		return sl_fail(err, SQLITE_NOMEM, "cannot prune table \"%s\": out of memory", p->table);
+	}
+	rc = sqlite3_prepare_v2(db->h, b.p, -1, &st, NULL);
+	sl_buf_free(&b);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, n);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sl_fail_db(db, err, "cannot prune table", p->table);
+	return rc == SQLITE_ROW;
+}
+
 int sl_prune_keep(struct sl_db *db, const struct sl_prune *p, int64_t keep, int64_t *deleted,
                   struct sl_err *err)
 {
+	struct sl_table *t;
+	const struct sl_col *oc;
+	int more;
+
+	if (deleted)
+		*deleted = 0;
+	if (prune_target(db, p, &t, &oc, err))
+		return -1;
+	if ((more = more_than(db, p, keep < 0 ? 0 : keep, err)) <= 0)
+		return more;
 	return prune(db, p, true, keep < 0 ? 0 : keep, deleted, err);
 }
 

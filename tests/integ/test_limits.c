@@ -192,3 +192,26 @@ Test(limits, storage_limit_prune_prunes_the_oldest_rows_until_under_the_limit)
 	cr_assert_eq(it_sqlite_int(&env, NONE_CAPTURED), 0);
 	cr_assert_eq(it_sqlite_int(&env, NO_CONFLICT), 0);
 }
+
+/* `sync` over the limit with action error: it pushes first (the file may
+ * drain), then fails without pulling; with room again it pulls. */
+Test(limits, storage_limit_error_makes_sync_push_and_fail_until_there_is_room)
+{
+	char out[8192];
+	it_setup(&env, "storerrsync");
+	it_sql(&env, "CREATE TABLE big (id int PRIMARY KEY, at int, pad text)");
+	it_sql(&env, FILL(1, 400));
+	it_write_conf(&env, "manual", "storage_limit = 256KB\nstorage_limit_action = error\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "INSERT INTO big VALUES (8888, 8888, 'local')");
+	it_sql(&env, "INSERT INTO big VALUES (9999, 9999, 'remote')");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 1, "%s", out);
+	cr_assert(strstr(out, "\"ok\":false") && strstr(out, "pulling from Postgres is paused"), "%s", out);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM big WHERE id = 8888"), 1, "not pushed");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM big WHERE id = 9999"), 0, "pulled");
+	it_sqlite_exec(&env, "DELETE FROM big WHERE id <= 300");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM big WHERE id = 9999"), 1);
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, at, pad FROM big ORDER BY id"),
+	                 it_pg_rows(&env, "SELECT id, at, pad FROM big ORDER BY id"));
+}
