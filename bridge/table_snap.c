@@ -49,6 +49,7 @@ struct tsnap {
 	struct dec_field *fields, *pk;
 	size_t npk;
 	int64_t done, total;
+	int64_t replayed;        /* queued changes replayed after the copy */
 	struct dec_parser qdec;  /* for queued changes */
 	sqlite3_stmt *q_append;  /* cached: a change into the queue */
 	bool running;            /* the timer may run (run, not sync) */
@@ -271,7 +272,7 @@ static int begin_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 			snprintf(err, cap, "out of memory");
 		return -1;
 	}
-	s->done = 0;
+	s->done = s->replayed = 0;
 	s->total = estimate_rows(s);
 	if (local_start(b, s, err, cap))
 		return -1;
@@ -417,8 +418,12 @@ static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 		if (pull_ensure_batch(b, err, cap) || (rc = snapq_replay(b, s->t, &s->qdec, REPLAY_ROWS,
 		                                                         err, cap)) < 0)
 			return -1;
-		if (rc == 0)
+		s->replayed += rc;
+		if (rc == 0) {
 			s->t->snap_phase = TSNAP_FILTER;
+			log_info("replayed %lld changes to \"%s.%s\" streamed during its copy",
+			         (long long)s->replayed, s->t->schema, s->t->name);
+		}
 		return YIELD_S;
 	case TSNAP_FILTER:
 		if (pos < s->wal_lsn) {
