@@ -233,15 +233,17 @@ static sqlite3_stmt *cached(struct pgsb *b, sqlite3_stmt **slot, const char *sql
 bool push__local_pending(struct pgsb *b, const struct br_table *t, const char *key)
 {
 	sqlite3_stmt *st = cached(b, &b->push.st_pending,
-		"SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND (pk = ?2 OR new_pk = ?2)"
-		" LIMIT 1");
+		/* Two probes, one index each: with an OR the planner scans all
+		 * of the table's changes, for each entry of a batch. */
+		"SELECT EXISTS (SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2)"
+		" OR EXISTS (SELECT 1 FROM _pgsqlite_changes WHERE table_name = ?1 AND new_pk = ?2)");
 	bool pending;
 
 	if (!st)
 		return true;
 	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-	pending = sqlite3_step(st) == SQLITE_ROW;
+	pending = sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) != 0;
 	sqlite3_reset(st);
 	return pending;
 }
