@@ -85,10 +85,10 @@ Test(priority, a_critical_change_goes_before_a_long_low_priority_backlog)
 	char *c = strstr(log, "rows of \"public.crit\""), *l = strstr(log, "rows of \"public.low\"");
 	cr_assert(c && l && c < l, "%s", log);
 	free(log);
-	local_rows(&env, "low", 1, 50000);
+	local_rows(&env, "low", 1, 30000);
 	local_rows(&env, "crit", 1, 1);
-	local_rows(&env, "low", 50001, 10);
-	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 50011);
+	local_rows(&env, "low", 30001, 10);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 30011);
 	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
 	/* the critical row went in the first push, before every low row */
 	cr_assert_eq(it_sql_int(&env, "SELECT min(n) FROM audit WHERE tbl = 'crit' AND id > 0"),
@@ -96,7 +96,7 @@ Test(priority, a_critical_change_goes_before_a_long_low_priority_backlog)
 	             it_pg_rows(&env, "SELECT tbl, min(n), max(n) FROM audit GROUP BY tbl"));
 	cr_assert_lt(it_sql_int(&env, "SELECT max(n) FROM audit WHERE tbl = 'crit'"),
 	             it_sql_int(&env, "SELECT min(n) FROM audit WHERE tbl = 'low' AND id > 0"));
-	assert_each_pushed_once(&env, "low", 50011);
+	assert_each_pushed_once(&env, "low", 30011);
 	assert_each_pushed_once(&env, "crit", 2);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
 }
@@ -109,16 +109,16 @@ Test(priority, in_realtime_a_critical_change_overtakes_the_backlog)
 	audited_tables(&env, LOW_CRIT, 2);
 	it_write_conf(&env, "realtime", LOW_CRIT_CONF);
 	pid_t pid = it_run_online(&env);
-	local_rows(&env, "low", 1, 60000);
+	local_rows(&env, "low", 1, 25000);
 	local_rows(&env, "crit", 1, 1);
-	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM low", 60000, 120000), "%s", it_bridge_stderr(&env));
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM low", 25000, 120000), "%s", it_bridge_stderr(&env));
 	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM crit", 1, 10000));
 	it_stop(&env, pid);
 	/* at most one batch (20000 changes) of low rows went before it */
 	int64_t before = it_sql_int(&env, "SELECT count(*) FROM audit WHERE tbl = 'low' AND n < "
 	                                  "(SELECT n FROM audit WHERE tbl = 'crit')");
 	cr_assert_leq(before, 20000, "%lld low rows went before the critical one", (long long)before);
-	assert_each_pushed_once(&env, "low", 60000);
+	assert_each_pushed_once(&env, "low", 25000);
 	assert_each_pushed_once(&env, "crit", 1);
 }
 
