@@ -221,8 +221,8 @@ struct sl_prune {
  * (under its key, or as the new key of a pending key move) is never
  * deleted, and the rows kept do not count it.  Call inside sl_begin's
  * transaction, so the change-log triggers stay quiet.  *deleted gets the
- * number of rows deleted.  Returns 0 or -1 (no such table or column, a
- * key column named with a quote, an SQLite error). */
+ * number of rows deleted.  Returns 0 or -1 (no such table or column, no
+ * primary key, an SQLite error). */
 int sl_prune_keep(struct sl_db *db, const struct sl_prune *p, int64_t keep, int64_t *deleted,
                   struct sl_err *err) __attribute__((warn_unused_result));
 int sl_prune_oldest(struct sl_db *db, const struct sl_prune *p, int64_t n, int64_t *deleted,

@@ -37,33 +37,9 @@ static void put_order(struct sl_buf *b, const struct sl_table *t, const struct s
 	put_key_cols(b, t, dir);
 }
 
-/* The key of a pending change's new image, in the triggers' pk form: the
- * images hold values already encoded, so json_extract gives them back. */
-static void put_new_key(struct sl_buf *b, const struct sl_table *t)
-{
-	sl_buf_str(b, "json_object(");
-	for (size_t i = 0; i < t->npk; i++) {
-		const struct sl_col *c = &t->cols[t->pk[i]];
-		struct sl_buf path = {0};
-		sl_buf_str(&path, "'$.\"");
-		sl_buf_put(&path, c->name, c->len);
-		sl_buf_str(&path, "\"'");
-		sl_buf_str(b, i ? ", '" : "'");
-		sl_buf_put(b, c->name, c->len); /* no quote in it: prune_target */
-		sl_buf_str(b, "', json_extract(new_row, ");
-		if (path.oom)
-			b->oom = true;
-		else
-			sl_buf_put(b, path.p, path.len);
-		sl_buf_str(b, ")");
-		sl_buf_free(&path);
-	}
-	sl_buf_str(b, ")");
-}
-
 /* " AND <row's key> NOT IN (keys with pending changes)": the key the
  * change log names (the old key of an update) and, for a key move, the
- * new one.  ?2 is the table's name. */
+ * new one (new_pk).  ?2 is the table's name. */
 static void put_protect(struct sl_db *db, struct sl_buf *b, const struct sl_table *t)
 {
 	sl_buf_str(b, " AND ");
@@ -71,9 +47,8 @@ static void put_protect(struct sl_db *db, struct sl_buf *b, const struct sl_tabl
 	sl_buf_str(b, " NOT IN (SELECT pk FROM _pgsqlite_changes WHERE table_name = ?2"
 	              " AND pk IS NOT NULL) AND ");
 	sl_capture_put_key(db, b, t, "");
-	sl_buf_str(b, " NOT IN (SELECT ");
-	put_new_key(b, t);
-	sl_buf_str(b, " FROM _pgsqlite_changes WHERE table_name = ?2 AND new_row IS NOT NULL)");
+	sl_buf_str(b, " NOT IN (SELECT new_pk FROM _pgsqlite_changes WHERE table_name = ?2"
+	              " AND new_pk IS NOT NULL)");
 }
 
 /* The table's cached info with its key and order column, or -1. */
@@ -89,11 +64,6 @@ static int prune_target(struct sl_db *db, const struct sl_prune *p, struct sl_ta
 		return -1;
 	if (!(*t)->npk)
 		return sl_fail(err, 0, "cannot prune table \"%s\": it has no primary key", p->table);
-	for (i = 0; i < (*t)->npk; i++)
-		if (memchr((*t)->cols[(*t)->pk[i]].name, '"', (*t)->cols[(*t)->pk[i]].len) ||
-		    memchr((*t)->cols[(*t)->pk[i]].name, '\'', (*t)->cols[(*t)->pk[i]].len))
-			return sl_fail(err, 0, "cannot prune table \"%s\": a key column's name holds "
-			               "a quote", p->table);
 	if ((i = sl_col_find(*t, p->order_column, strlen(p->order_column))) == SL_NONE)
 		return sl_fail(err, 0, "cannot prune table \"%s\": it has no column \"%s\"", p->table,
 		               p->order_column);
