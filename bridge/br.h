@@ -103,6 +103,8 @@ struct repl {
 	int64_t started_us;       /* when streaming started */
 	bool in_xact;             /* between a B and its C */
 	bool paused;              /* the push's commit window: the stream is not read */
+	bool send_failed;         /* a feedback could not be sent: the next tick drops the
+	                             connection (while paused nothing else would notice) */
 	bool skipping;            /* the transaction in hand was applied before a restart */
 	int64_t last_feedback_us; /* when the last standby status update was sent */
 	int64_t last_reply_req_us;/* when we last asked the server for a keepalive */

@@ -236,6 +236,13 @@ static void tick_streaming(struct pgsb *b, int64_t now)
 {
 	struct repl *r = &b->repl;
 
+	if (r->send_failed) {
+		char why[600];
+		snprintf(why, sizeof why, "cannot send to the server: %s", PQerrorMessage(r->conn));
+		r->send_failed = false;
+		run_connection_lost(b, why, true);
+		return;
+	}
 	if (b->stopping || r->target_reached || b->limits.hold_pull) {
 		repl_request_end(b);
 		return;

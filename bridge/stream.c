@@ -42,8 +42,10 @@ void repl_send_feedback(struct pgsb *b, bool reply_requested)
 	put_be64(msg + 17, r->ack_lsn);
 	put_be64(msg + 25, (uint64_t)(now - PG_EPOCH_OFFSET_US));
 	msg[33] = reply_requested ? 1 : 0;
-	if (PQputCopyData(r->conn, msg, sizeof msg) <= 0 || PQflush(r->conn) < 0) {
-		log_warn("could not send feedback: %s", PQerrorMessage(r->conn));
+	if (PQputCopyData(r->conn, msg, sizeof msg) < 0 || PQflush(r->conn) < 0) {
+		if (!r->send_failed)
+			log_warn("could not send feedback: %s", PQerrorMessage(r->conn));
+		r->send_failed = true;
 		return;
 	}
 	r->last_feedback_us = now;
@@ -260,6 +262,7 @@ int repl_start(struct pgsb *b, char *err, size_t cap)
 	}
 	PQsetnonblocking(r->conn, 1);
 	r->state = REPL_STREAMING;
+	r->send_failed = false;
 	r->in_xact = r->skipping = false;
 	r->last_recv_us = r->started_us = br_now_us();
 	r->target_nudged = false;
