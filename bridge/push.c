@@ -303,10 +303,16 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 		push__batch_free(&bt);
 		return 0;
 	}
-	if (push__fold(b, &bt) == 0 && refresh_columns(b, &bt, err, cap) == 0 &&
-	    pipeline_batch(b, &bt, err, cap) == 0 &&
-	    push__resolve_conflicts(b, &bt, err, cap) == 0 && commit_and_mark(b, &bt, err, cap) == 0) {
-		log_debug("push batch of %zu changes in %lld us", bt.nch, (long long)(br_now_us() - started));
+	int64_t t[5] = {br_now_us()}; /* read, folded, sent, resolved, committed and marked */
+	if (push__fold(b, &bt) == 0 && refresh_columns(b, &bt, err, cap) == 0 && (t[1] = br_now_us()) &&
+	    pipeline_batch(b, &bt, err, cap) == 0 && (t[2] = br_now_us()) &&
+	    push__resolve_conflicts(b, &bt, err, cap) == 0 && (t[3] = br_now_us()) &&
+	    commit_and_mark(b, &bt, err, cap) == 0) {
+		t[4] = br_now_us();
+		log_debug("push batch of %zu changes in %lld us: read %lld, fold %lld, send %lld, "
+		          "resolve %lld, commit and mark %lld", bt.nch, (long long)(t[4] - started),
+		          (long long)(t[0] - started), (long long)(t[1] - t[0]), (long long)(t[2] - t[1]),
+		          (long long)(t[3] - t[2]), (long long)(t[4] - t[3]));
 		emit_batch_events(b, &bt, started);
 		rc = 1;
 	} else if (!err[0]) {
