@@ -138,7 +138,7 @@ docs/%.svg: docs/%.dot
 fuzz:
 	@mkdir -p $(BUILD)/fuzz-corpus
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-		tests/fuzz/fuzz_dec.c decoder/dec.c -o $(BUILD)/fuzz-dec
+		tests/fuzz/fuzz_dec.c $(wildcard decoder/*.c) -o $(BUILD)/fuzz-dec
 	$(BUILD)/fuzz-dec -max_total_time=$(FUZZ_SECONDS) -max_len=4096 \
 		$(BUILD)/fuzz-corpus tests/fixtures
 

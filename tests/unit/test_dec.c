@@ -1,4 +1,4 @@
-/* test_dec.c: Criterion tests of the wal2json reader (decoder/dec.c) against
+/* test_dec.c: Criterion tests of the wal2json reader (decoder/) against
  * real captured wal2json lines, hand-written malformed input, and cJSON as a
  * differential oracle.  Run from the repository root (fixtures are opened
  * by relative path). */

@@ -1,4 +1,4 @@
-/* test_dec_object.c: Criterion tests of dec_parse_object (decoder/dec.c),
+/* test_dec_object.c: Criterion tests of dec_parse_object (decoder/dec_object.c),
  * the reader of the flat row-image objects SQLite's json_object() writes:
  * hand-written objects, malformed and truncated input, reuse of one parser
  * alongside dec_parse, and cJSON as a differential oracle on generated
