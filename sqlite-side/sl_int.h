@@ -123,28 +123,39 @@ int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_c
 int sl_exec(struct sl_db *db, const char *sql, const char *what, const char *table,
             struct sl_err *err);
 
-/* sl_schema.c */
+/* sl_names.c */
 void sl_buf_put(struct sl_buf *b, const char *p, size_t n);
 void sl_buf_str(struct sl_buf *b, const char *s);
 void sl_buf_ident(struct sl_buf *b, const char *p, size_t n);
 void sl_buf_free(struct sl_buf *b);
 bool sl_name_eq(const char *a, size_t an, const char *b, size_t bn);
-const char *sl_affinity_n(const char *p, size_t n, uint32_t typeoid);
+/* A hash of a name that agrees with sl_name_eq (ASCII case folded). */
+uint32_t sl__name_hash(const char *p, size_t n);
 int sl_local_name_checked(struct dec_str schema, struct dec_str table, char *buf,
                           size_t *len, struct sl_err *err);
-size_t sl_col_find(const struct sl_table *t, const char *p, size_t n);
 
 /* sl_types.c */
+const char *sl_affinity_n(const char *p, size_t n, uint32_t typeoid);
 uint32_t sl_mapped_oid(struct sl_db *db, uint32_t oid);
 void sl_types_free(struct sl_db *db);
+
+/* sl_tables.c */
+size_t sl_col_find(const struct sl_table *t, const char *p, size_t n);
 int sl_table_get(struct sl_db *db, const char *name, size_t len, struct sl_table **out,
                  struct sl_err *err);
+int sl_table_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
+/* Re-reads t's columns, keeping its cached statements; a table gone is an
+ * error.  On failure t stays marked stale. */
+int sl__table_reload(struct sl_db *db, struct sl_table *t, struct sl_err *err);
+void sl_tables_flush(struct sl_db *db);
+
+/* sl_schema.c */
 int sl_table_from_record(struct sl_db *db, const struct dec_record *rec, const char *name,
                          size_t len, struct sl_table **out, struct sl_err *err);
 int sl_table_add_fields(struct sl_db *db, struct sl_table *t, const struct dec_field *f,
                         size_t n, struct sl_err *err);
-int sl_table_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
-void sl_tables_flush(struct sl_db *db);
+
+/* sl_db.c */
 int sl_added_note(struct sl_db *db, const char *table, const char *column, size_t len);
 
 /* sl_apply.c */
