@@ -421,7 +421,8 @@ int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 
 /* ---- a change Postgres rejects ---- */
 
-static void emit_rejection(struct pgsb *b, const struct sl_change *c, const char *why)
+static void emit_rejection(struct pgsb *b, const struct br_table *t, const struct sl_change *c,
+                           const char *why)
 {
 	char msg[1400];
 
@@ -429,7 +430,7 @@ static void emit_rejection(struct pgsb *b, const struct sl_change *c, const char
 	         "now holds the Postgres version, the change is in _pgsqlite_conflicts", c->table, c->pk, why);
 	log_warn("%s", msg);
 	ev_emit_error(b, msg, false);
-	ev_emit_conflict(b, c->table, c->pk, "rejected", "rejected");
+	ev_emit_conflict(b, c->table, c->pk, cfg_conflict_name(t->conflict), "rejected");
 }
 
 /* A rejected key move also left the moved row at its new key in SQLite:
@@ -489,7 +490,7 @@ int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 	    sl_conflict_record(b->push.db, c->table, c->pk, c->new_row, remote_json,
 	                       cfg_conflict_name(t->conflict), resolution, false, &e) == 0 &&
 	    sl_commit(b->push.db, &e) == 0) {
-		emit_rejection(b, c, why);
+		emit_rejection(b, t, c, why);
 		rc = 0;
 	} else {
 		sl_rollback(b->push.db);

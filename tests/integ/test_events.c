@@ -136,6 +136,7 @@ static void check_sync_events(void)
 	o = it_event_find(ev, "conflict", "table", "r");
 	cr_assert(o, "no conflict event for the rejected change: %s", it_bridge_stdout(&env));
 	cr_expect_str_eq(str(o, "resolution"), "rejected");
+	cr_expect_str_eq(str(o, "strategy"), "last-write-wins", "the table's strategy, as on the pull side");
 	const cJSON *e;
 	bool rejected_error = false;
 	cJSON_ArrayForEach(e, ev)
