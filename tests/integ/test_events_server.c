@@ -15,16 +15,6 @@ static void fini(void)
 	it_teardown(&env);
 }
 
-static bool wait_events(const char *kind, int n, int timeout_ms)
-{
-	for (int waited = 0; waited <= timeout_ms; waited += 100) {
-		if (it_events_count(it_bridge_stdout(&env), kind) >= n)
-			return true;
-		it_sleep_ms(100);
-	}
-	return false;
-}
-
 /* The kinds of the events in order, "online,offline,..." (sync and
  * progress left out). */
 static char *kinds(void)
@@ -52,10 +42,10 @@ Test(server, events_say_offline_when_postgres_stops_and_online_when_it_is_back,
 	it_write_conf(&env, "realtime", NULL);
 	pid_t pid = it_run_online(&env);
 	it_pg_stop();
-	bool offline = wait_events("offline", 1, 30000);
+	bool offline = it_wait_events(&env, "offline", 1, 30000);
 	it_pg_start();
 	cr_assert(offline, "no offline event: %s", it_bridge_stdout(&env));
-	cr_assert(wait_events("online", 2, 60000), "no online event once back: %s", it_bridge_stdout(&env));
+	cr_assert(it_wait_events(&env, "online", 2, 60000), "no online event once back: %s", it_bridge_stdout(&env));
 	it_sql(&env, "INSERT INTO t VALUES (1)");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t", 1, 20000));
 	it_stop(&env, pid);

@@ -19,24 +19,13 @@ static void fini(void)
 	it_teardown(&env);
 }
 
-/* Polls the background bridge's stdout until it holds n events of kind. */
-static bool wait_events(const char *kind, int n, int timeout_ms)
-{
-	for (int waited = 0; waited <= timeout_ms; waited += 100) {
-		if (it_events_count(it_bridge_stdout(&env), kind) >= n)
-			return true;
-		it_sleep_ms(100);
-	}
-	return false;
-}
-
 Test(server, on_reconnect_moves_what_changed_while_postgres_was_down_once_it_is_back,
      .fini = fini, .timeout = 180)
 {
 	modes_setup(&env, "onrestart", "both", "on-reconnect", NULL);
 	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0, "%s", it_bridge_stderr(&env));
 	pid_t pid = it_bridge_start(&env, "run");
-	cr_assert(wait_events("online", 1, 30000), "no sync at start: %s", it_bridge_stdout(&env));
+	cr_assert(it_wait_events(&env, "online", 1, 30000), "no sync at start: %s", it_bridge_stdout(&env));
 	modes_wait_session_over(&env);
 
 	/* written while connected: these wait for the next reconnection */
@@ -45,7 +34,7 @@ Test(server, on_reconnect_moves_what_changed_while_postgres_was_down_once_it_is_
 	it_sleep_ms(1500);
 	modes_assert_not_moved(&env, 1, 1001, "while connected");
 	it_pg_stop();
-	bool offline = wait_events("offline", 1, 20000);
+	bool offline = it_wait_events(&env, "offline", 1, 20000);
 	modes_write_local(&env, 1002); /* written while Postgres is down */
 	it_sleep_ms(1000);
 	int64_t early = it_sqlite_int(&env, "SELECT count(*) FROM b WHERE id = 1");
@@ -56,7 +45,7 @@ Test(server, on_reconnect_moves_what_changed_while_postgres_was_down_once_it_is_
 	modes_assert_remote_moved(&env, 1);
 	modes_assert_local_moved(&env, 1001);
 	modes_assert_local_moved(&env, 1002);
-	cr_assert(wait_events("online", 2, 10000), "no online event once it was back: %s", it_bridge_stdout(&env));
+	cr_assert(it_wait_events(&env, "online", 2, 10000), "no online event once it was back: %s", it_bridge_stdout(&env));
 	it_stop(&env, pid);
 }
 
@@ -75,7 +64,7 @@ Test(server, on_reconnect_moves_what_changed_while_its_walsender_was_gone_once_i
 	fclose(f);
 	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0, "%s", it_bridge_stderr(&env));
 	pid_t pid = it_bridge_start(&env, "run");
-	cr_assert(wait_events("online", 1, 30000), "no sync at start: %s", it_bridge_stdout(&env));
+	cr_assert(it_wait_events(&env, "online", 1, 30000), "no sync at start: %s", it_bridge_stdout(&env));
 	modes_wait_session_over(&env);
 
 	it_sql(&env, "INSERT INTO big SELECT g, repeat('x', 100) FROM generate_series(1, 300000) g");
@@ -91,10 +80,10 @@ Test(server, on_reconnect_moves_what_changed_while_its_walsender_was_gone_once_i
 	cr_assert_lt(it_sqlite_int(&env, "SELECT count(*) FROM big"), 300000,
 	             "the sync was over before the walsender was terminated");
 
-	cr_assert(wait_events("offline", 1, 20000), "no offline event: %s", it_bridge_stdout(&env));
+	cr_assert(it_wait_events(&env, "offline", 1, 20000), "no offline event: %s", it_bridge_stdout(&env));
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM big", 300000, 120000), "%s", it_bridge_stderr(&env));
 	modes_assert_remote_moved(&env, 1);
 	modes_assert_local_moved(&env, 1001);
-	cr_assert(wait_events("online", 3, 10000), "%s", it_bridge_stdout(&env));
+	cr_assert(it_wait_events(&env, "online", 3, 10000), "%s", it_bridge_stdout(&env));
 	it_stop(&env, pid);
 }

@@ -1,6 +1,7 @@
 /* it_event.c: the strict reader of the bridge's JSON event lines declared
  * in it_event.h. */
 #include "it_event.h"
+#include "it.h"
 
 #include <criterion/criterion.h>
 #include <stdbool.h>
@@ -127,4 +128,14 @@ double it_events_sum(const cJSON *events, const char *kind, const char *directio
 			sum += v->valuedouble;
 	}
 	return sum;
+}
+
+bool it_wait_events(struct it_env *e, const char *kind, int n, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 100) {
+		if (it_events_count(it_bridge_stdout(e), kind) >= n)
+			return true;
+		it_sleep_ms(100);
+	}
+	return false;
 }
