@@ -235,6 +235,8 @@ void tsnap_stop(struct pgsb *b);
 int tsnap_route(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                 char *err, size_t cap);
 void tsnap_abort(struct pgsb *b);
+/* A table is being copied or waits for its copy (`sync` runs until none). */
+bool tsnap_busy(struct pgsb *b);
 int tsnap_reschedule(struct pgsb *b, char *err, size_t cap);
 /* table_state.c: every table recorded as copied (init, inside its
  * transaction). */

@@ -98,7 +98,7 @@ static void try_connect(struct pgsb *b)
 		bool back = r->offline_reported && b->cfg->mode == CFG_MODE_ON_RECONNECT;
 		if (b->session_active && (r->target_lsn == 0 || back))
 			r->target_lsn = r->server_lsn ? r->server_lsn : 1;
-		if (r->target_lsn && r->ack_lsn >= r->target_lsn)
+		if (r->target_lsn && r->ack_lsn >= r->target_lsn && !(b->one_shot && tsnap_busy(b)))
 			r->target_reached = true;
 		went_online(b);
 		return;

@@ -330,7 +330,8 @@ static void check_target(struct pgsb *b, uint64_t pos)
 {
 	struct repl *r = &b->repl;
 
-	if (r->target_lsn && !r->in_xact && pos >= r->target_lsn)
+	/* `sync` streams on while a table's online copy needs the stream */
+	if (r->target_lsn && !r->in_xact && pos >= r->target_lsn && !(b->one_shot && tsnap_busy(b)))
 		r->target_reached = true;
 }
 

@@ -52,7 +52,7 @@ struct tsnap {
 	int64_t replayed;        /* queued changes replayed after the copy */
 	struct dec_parser qdec;  /* for queued changes */
 	sqlite3_stmt *q_append;  /* cached: a change into the queue */
-	bool running;            /* the timer may run (run, not sync) */
+	bool running;            /* the timer may run (until tsnap_stop) */
 	bool push_stopped;       /* the push thread is stopped while the snapshot is taken */
 };
 
@@ -473,6 +473,14 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 	snprintf(msg, sizeof msg, "online snapshot of \"%.256s\" failed, to be started again: %.1023s",
 	         s->t ? s->t->local : "?", err);
 	tsnap_abort(b);
+	if (b->one_shot) { /* `sync` fails rather than retrying */
+		pull_abort_batch(b);
+		log_error("%s", msg);
+		ev_emit_error(b, msg, false);
+		b->exit_code = 1;
+		ev_break(b->loop, EVBREAK_ALL);
+		return;
+	}
 	if (sl_in_txn(b->db) && b->repl.state != REPL_IDLE) {
 		run_connection_lost(b, msg, true); /* the pull's transaction is dropped and resent */
 	} else {
@@ -498,6 +506,20 @@ int tsnap_route(struct pgsb *b, const struct br_table *t, const struct dec_recor
 		return -1;
 	b->repl.batch_rows++;
 	return 1;
+}
+
+bool tsnap_busy(struct pgsb *b)
+{
+	struct tsnap *s = b->tsnap;
+
+	if (!s)
+		return false;
+	if (s->t)
+		return true;
+	for (size_t i = 0; i < b->ntables; i++)
+		if (b->tables[i].snap_phase == TSNAP_PENDING)
+			return true;
+	return false;
 }
 
 void tsnap_abort(struct pgsb *b)
@@ -554,7 +576,7 @@ int tsnap_start(struct pgsb *b, char *err, size_t cap)
 	dec_parser_init(&s->qdec);
 	ev_timer_init(&s->timer, on_timer, 0., 0.);
 	s->timer.data = s;
-	s->running = !b->one_shot;
+	s->running = true; /* `sync` copies too: it ends once no table waits (tsnap_busy) */
 	b->tsnap = s;
 	if (snapq_ensure(b, err, cap))
 		return -1;
