@@ -33,8 +33,8 @@ struct sl_table {
 	size_t ncols;
 	size_t *pk;            /* indexes into cols, in key order */
 	size_t npk;
-	sqlite3_stmt *st_key;  /* change capture: key -> pk JSON (sl_capture.c) */
-	sqlite3_stmt *st_row;  /* change capture: key -> row JSON (sl_capture.c) */
+	sqlite3_stmt *st_key;  /* change capture: key -> pk JSON (sl_rowkeys.c) */
+	sqlite3_stmt *st_row;  /* change capture: key -> row JSON (sl_rowkeys.c) */
 };
 
 /* A cached prepared statement, keyed on (op, table, exact column list). */
@@ -53,7 +53,7 @@ struct sl_stmt {
 	uint32_t *hint;        /* per key column: where it was last found */
 };
 
-/* The change capture's own statements, prepared on first use. */
+/* The change log's own statements, prepared on first use (sl_changes.c). */
 enum { SLC_ANY, SLC_FIND, SLC_DROP, SLC_READ, SLC_TRIM, SLC_CONFLICT, SLC_NSTMT };
 
 /* One value to bind: the record's field and the local column's kind. */
@@ -72,7 +72,7 @@ struct sl_db {
 	int nstmts;
 	int hand;      /* clock hand */
 	sqlite3_stmt *st_tinfo, *st_get, *st_set;
-	sqlite3_stmt *cap[SLC_NSTMT]; /* sl_capture.c */
+	sqlite3_stmt *cap[SLC_NSTMT]; /* sl_changes.c */
 	struct sl_bindv *bv; /* per-row bind list, reused */
 	size_t bv_cap;
 	unsigned char *blob; /* per-row decoded bytea, reused */
@@ -115,7 +115,7 @@ struct sl_colspec {
 int sl_fail(struct sl_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int sl_fail_db(struct sl_db *db, struct sl_err *err, const char *what, const char *table);
-/* sl_capture.c: steps a statement selecting change-log rows (seq,
+/* sl_changes.c: steps a statement selecting change-log rows (seq,
  * table_name, op, pk, new_row, old_row, changed_at), appending up to max
  * of them to *a (*n so far). */
 int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **a,
@@ -171,10 +171,31 @@ void sl_bind_trim(struct sl_db *db);
 
 /* sl_capture.c */
 int sl_capture_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
-void sl_capture_finalize(struct sl_db *db);
+
+/* sl_image.c */
+/* Appends p as an SQL string literal, embedded quotes doubled. */
+void sl__put_lit(struct sl_buf *b, const char *p, size_t n);
+/* The JSON object of n columns of t (idx[i], or all when idx is NULL), as
+ * the triggers write it: side "NEW" / "OLD", "" (bare columns) or NULL
+ * (parameters ?1...); chunk columns per json_object() call at most. */
+void sl__put_json(struct sl_buf *b, const struct sl_table *t, const size_t *idx, size_t n,
+                  const char *side, size_t chunk);
+/* The chunk for sl__put_json under db's function-argument limit. */
+size_t sl__json_chunk(struct sl_db *db);
 /* The key columns of t as the triggers' pk JSON: side "NEW" / "OLD", ""
  * (bare columns of the row in hand) or NULL (parameters ?1...). */
 void sl_capture_put_key(struct sl_db *db, struct sl_buf *b, const struct sl_table *t,
                         const char *side);
+
+/* sl_changes.c */
+void sl_capture_finalize(struct sl_db *db);
+/* Change-log statement which (SLC_*), prepared on first use; NULL on error. */
+sqlite3_stmt *sl__log_stmt(struct sl_db *db, int which, struct sl_err *err);
+/* Resets a statement and clears its bindings. */
+void sl__stmt_done(sqlite3_stmt *st);
+/* 1 when the change log is empty, 0 when not, -1 on error. */
+int sl__log_empty(struct sl_db *db, struct sl_err *err);
+/* A malloc'd copy of column i, NULL for SQL NULL.  Returns -1 out of memory. */
+int sl__col_dup(sqlite3_stmt *st, int i, char **out);
 
 #endif
