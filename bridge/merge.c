@@ -127,11 +127,28 @@ static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r,
 	return rc;
 }
 
+/* The key as Postgres holds it: row 0 of r written, or (no row) the local
+ * row at the key deleted. */
+static int write_or_delete(struct pgsb *b, const struct br_table *t, PGresult *r,
+                           const struct dec_field *key, size_t nkey, struct sl_err *e)
+{
+	struct dec_record del = {.action = DEC_DELETE, .identity = (struct dec_field *)key,
+	                         .nidentity = nkey};
+
+	if (PQntuples(r) == 1)
+		return write_pg_row(b, t, r, key, nkey, e);
+	del.schema = (struct dec_str){t->schema, strlen(t->schema)};
+	del.table = (struct dec_str){t->name, strlen(t->name)};
+	return sl_apply(b->db, &del, e);
+}
+
 /* A remote UPDATE that wins over local changes: wal2json leaves out
  * unchanged TOAST columns, and the local row may be gone or hold local
  * values in them, so the whole row is read from Postgres by key and
- * written instead (nothing when Postgres no longer has it: its delete is
- * still to come).  *remote gets the row as JSON for the conflict record. */
+ * written instead.  When Postgres no longer has it (this very change moved
+ * it to another key, or a later one deleted it), the local row goes too:
+ * a key move brings no delete for its old key.  *remote gets the row as
+ * JSON for the conflict record. */
 static int write_whole_row(struct pgsb *b, const struct br_table *t, const struct dec_field *key,
                            size_t nkey, char **remote, char *err, size_t cap)
 {
@@ -142,7 +159,7 @@ static int write_whole_row(struct pgsb *b, const struct br_table *t, const struc
 		snprintf(err + strlen(err), cap - strlen(err), " (reading a row of \"%s\" by key)", t->local);
 		return -1;
 	}
-	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, key, nkey, &e) : 0;
+	int rc = write_or_delete(b, t, r, key, nkey, &e);
 	if (rc)
 		snprintf(err, cap, "cannot write a row of \"%s\" read from Postgres: %s", t->local, e.msg);
 	free(*remote);
@@ -303,15 +320,11 @@ static int settle_moved(struct pgsb *b, const struct br_table *t, const struct d
 {
 	struct sl_err e = {0};
 	PGresult *r = read_row_by_key(b, t, mkey, nmkey, err, cap);
-	struct dec_record del = {.action = DEC_DELETE, .identity = (struct dec_field *)mkey,
-	                         .nidentity = nmkey};
 	int rc;
 
 	if (!r)
 		return -1;
-	del.schema = (struct dec_str){t->schema, strlen(t->schema)};
-	del.table = (struct dec_str){t->name, strlen(t->name)};
-	rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, mkey, nmkey, &e) : sl_apply(b->db, &del, &e);
+	rc = write_or_delete(b, t, r, mkey, nmkey, &e);
 	if (rc)
 		snprintf(err, cap, "cannot settle a moved row of \"%s\": %s", t->local, e.msg);
 	PQclear(r);
@@ -367,8 +380,6 @@ static int refresh_key(struct pgsb *b, const struct br_table *t, const struct de
                        size_t nkey, char *err, size_t cap)
 {
 	struct sl_err e = {0};
-	struct dec_record del = {.action = DEC_DELETE, .identity = (struct dec_field *)key,
-	                         .nidentity = nkey};
 	int pending = sl_pending_for_row(b->db, t->local, key, nkey, NULL, &e);
 
 	if (pending != 0)
@@ -376,9 +387,7 @@ static int refresh_key(struct pgsb *b, const struct br_table *t, const struct de
 	PGresult *r = read_row_by_key(b, t, key, nkey, err, cap);
 	if (!r)
 		return -1;
-	del.schema = (struct dec_str){t->schema, strlen(t->schema)};
-	del.table = (struct dec_str){t->name, strlen(t->name)};
-	int rc = PQntuples(r) == 1 ? write_pg_row(b, t, r, key, nkey, &e) : sl_apply(b->db, &del, &e);
+	int rc = write_or_delete(b, t, r, key, nkey, &e);
 	PQclear(r);
 	if (rc)
 		snprintf(err, cap, "cannot refresh a row of \"%s\": %s", t->local, e.msg);

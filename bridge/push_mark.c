@@ -282,7 +282,11 @@ static bool returned_as_sent(struct pgsb *b, const struct entry *e)
 	return true;
 }
 
-/* What Postgres now holds for an entry, written into SQLite. */
+/* What Postgres now holds for an entry, written into SQLite.  A settled
+ * entry leaves its key as Postgres holds it, whatever the outcome: the
+ * pull may have put a row there meanwhile (a remote key move onto a key
+ * with a pending local delete), so a delete found on both sides, or a
+ * local delete that won, removes the local row too. */
 static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *err)
 {
 	if (e->outcome == OUT_PUSHED &&
@@ -293,11 +297,12 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 	if (e->moved && (PQntuples(e->moved) == 1 ? push__write_pg_row(b, e->t, e->moved, 0, err)
 	                                            : push__delete_local(b, e->t, e->final, err)))
 		return -1;
-	if (e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH)
+	if (e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH || (e->outcome == OUT_NOTHING && e->remote))
 		return PQntuples(e->remote) == 1 ? push__write_pg_row(b, e->t, e->remote, 0, err)
 		                                 : push__delete_local(b, e->t, e->key, err);
-	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 ||
-	    (e->outcome == OUT_PUSHED && e->op == 'D') || (e->outcome == OUT_LOCAL && !e->final))
+	if (e->outcome == OUT_LOCAL && !e->final)
+		return push__delete_local(b, e->t, e->key, err);
+	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 || (e->outcome == OUT_PUSHED && e->op == 'D'))
 		return 0;
 	return push__write_pg_row(b, e->t, e->res, e->row, err);
 }

@@ -460,3 +460,46 @@ Test(lossless, a_rejected_key_move_restores_both_keys_from_postgres)
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE "
 	                           "resolution LIKE 'rejected:%' AND local_row LIKE '%moved%'"), 1);
 }
+
+/* Postgres moves a row to another key while the local row has a pending
+ * change, and the remote side wins (keep-both): the old key ends as
+ * Postgres holds it (gone), not with the losing local version left there
+ * for good; that version is kept in _pgsqlite_conflicts. */
+Test(lossless, a_remote_key_move_that_wins_leaves_nothing_at_the_old_key)
+{
+	char out[4096];
+	it_setup(&env, "remotemovewins");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k1', 'one')");
+	it_write_conf(&env, "manual", "conflict = keep-both\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET v = 'local' WHERE id = 'k1'");
+	it_sql(&env, "UPDATE t SET id = 'k2' WHERE id = 'k1'");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|one\n");
+	assert_equal_tables(&env, "id, v", "t");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE "
+	                           "resolution = 'kept-both' AND local_row LIKE '%local%'"), 1);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+}
+
+/* A pending local delete of k7 while Postgres moves k7 away, another row
+ * onto k7 and that one away again: the pull leaves k7 to the push (it has
+ * a pending change), the push finds k7 deleted on both sides, and k7 ends
+ * as Postgres holds it: gone. */
+Test(lossless, a_delete_on_both_sides_clears_a_row_the_stream_moved_onto_the_key)
+{
+	char out[4096];
+	it_setup(&env, "deleteboth");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k7', 'seven'), ('k2', 'two')");
+	it_write_conf(&env, "manual", "conflict = last-write-wins\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "DELETE FROM t WHERE id = 'k7'");
+	it_sql(&env, "UPDATE t SET id = 'k3' WHERE id = 'k7'");
+	it_sql(&env, "UPDATE t SET id = 'k7', v = 'moved' WHERE id = 'k2'");
+	it_sql(&env, "UPDATE t SET id = 'k5' WHERE id = 'k7'");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k3|seven\nk5|moved\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
