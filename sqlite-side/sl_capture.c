@@ -75,7 +75,7 @@ static void put_trigger(struct sl_buf *b, const char *name, size_t len,
 		put_changed(b, t);
 	sl_buf_str(b, " BEGIN INSERT INTO _pgsqlite_changes (table_name, op, pk, new_row, old_row,"
 	              " new_pk) VALUES (");
-	sl__put_lit(b, name, len);
+	sl_buf_lit(b, name, len);
 	sl_buf_str(b, op == 'I' ? ", 'I', " : op == 'U' ? ", 'U', " : ", 'D', ");
 	sl__put_json(b, t, t->pk, t->npk, op == 'I' ? "NEW" : "OLD", chunk);
 	sl_buf_str(b, ", ");

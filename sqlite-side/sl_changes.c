@@ -124,8 +124,8 @@ static int changes_grow(struct sl_change **a, size_t *cap, size_t max)
 	return 0;
 }
 
-int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **a,
-                     size_t *n, struct sl_err *err)
+static int changes_fetch(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **a,
+                         size_t *n, struct sl_err *err)
 {
 	size_t cap = 0;
 	int rc;
@@ -138,6 +138,22 @@ int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_c
 	if (rc != SQLITE_DONE)
 		return sl_fail_db(db, err, "cannot read the change log", NULL);
 	return 0;
+}
+
+int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **out,
+                     size_t *n, struct sl_err *err)
+{
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	rc = changes_fetch(db, st, max, out, n, err);
+	if (rc) {
+		sl_changes_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
+	return rc;
 }
 
 int sl_changes_read(struct sl_db *db, int64_t after, size_t max, struct sl_change **out,
@@ -157,11 +173,6 @@ int sl_changes_read(struct sl_db *db, int64_t after, size_t max, struct sl_chang
 	sqlite3_bind_int64(st, 2, max > (size_t)INT64_MAX ? INT64_MAX : (int64_t)max);
 	rc = sl__changes_step(db, st, max, out, n, err);
 	sl__stmt_done(st);
-	if (rc) {
-		sl_changes_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-	}
 	return rc;
 }
 

@@ -8,23 +8,6 @@
 
 #define SLC_MAX_ARGS 127 /* SQLite's default function-argument limit */
 
-/* Appends p as an SQL string literal, embedded quotes doubled. */
-void sl__put_lit(struct sl_buf *b, const char *p, size_t n)
-{
-	size_t i, start = 0;
-
-	sl_buf_put(b, "'", 1);
-	for (i = 0; i < n; i++) {
-		if (p[i] != '\'')
-			continue;
-		sl_buf_put(b, p + start, i - start + 1);
-		sl_buf_put(b, "'", 1);
-		start = i + 1;
-	}
-	sl_buf_put(b, p + start, n - start);
-	sl_buf_put(b, "'", 1);
-}
-
 /* A value of an image: side "NEW" / "OLD" (trigger row), "" (a bare
  * column) or NULL (parameter ?i+1). */
 static void put_val(struct sl_buf *b, const char *side, const struct sl_col *c, size_t i)
@@ -116,7 +99,7 @@ static void put_object(struct sl_buf *b, const struct sl_table *t, const size_t 
 	for (i = from; i < to; i++) {
 		const struct sl_col *c = col_at(t, idx, i);
 		sl_buf_str(b, i > from ? ", " : "");
-		sl__put_lit(b, c->name, c->len);
+		sl_buf_lit(b, c->name, c->len);
 		sl_buf_str(b, ", ");
 		put_enc(b, side, c, i);
 	}

@@ -116,9 +116,9 @@ int sl_fail(struct sl_err *err, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int sl_fail_db(struct sl_db *db, struct sl_err *err, const char *what, const char *table);
 /* sl_changes.c: steps a statement selecting change-log rows (seq,
- * table_name, op, pk, new_row, old_row, changed_at), appending up to max
- * of them to *a (*n so far). */
-int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **a,
+ * table_name, op, pk, new_row, old_row, changed_at), up to max of them
+ * into a new array *out of *n; on failure *out is NULL and *n 0. */
+int sl__changes_step(struct sl_db *db, sqlite3_stmt *st, size_t max, struct sl_change **out,
                      size_t *n, struct sl_err *err);
 int sl_exec(struct sl_db *db, const char *sql, const char *what, const char *table,
             struct sl_err *err);
@@ -127,6 +127,8 @@ int sl_exec(struct sl_db *db, const char *sql, const char *what, const char *tab
 void sl_buf_put(struct sl_buf *b, const char *p, size_t n);
 void sl_buf_str(struct sl_buf *b, const char *s);
 void sl_buf_ident(struct sl_buf *b, const char *p, size_t n);
+/* Appends p as an SQL string literal, embedded quotes doubled. */
+void sl_buf_lit(struct sl_buf *b, const char *p, size_t n);
 void sl_buf_free(struct sl_buf *b);
 bool sl_name_eq(const char *a, size_t an, const char *b, size_t bn);
 /* A hash of a name that agrees with sl_name_eq (ASCII case folded). */
@@ -173,8 +175,6 @@ void sl_bind_trim(struct sl_db *db);
 int sl_capture_refresh(struct sl_db *db, struct sl_table *t, struct sl_err *err);
 
 /* sl_image.c */
-/* Appends p as an SQL string literal, embedded quotes doubled. */
-void sl__put_lit(struct sl_buf *b, const char *p, size_t n);
 /* The JSON object of n columns of t (idx[i], or all when idx is NULL), as
  * the triggers write it: side "NEW" / "OLD", "" (bare columns) or NULL
  * (parameters ?1...); chunk columns per json_object() call at most. */

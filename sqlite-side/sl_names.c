@@ -1,4 +1,5 @@
-/* sl_names.c: building SQL text (a growable string, identifiers quoted) and
+/* sl_names.c: building SQL text (a growable string, identifiers and string
+ * literals quoted) and
  * the names of local tables: case-insensitive comparison and hash, and the
  * Postgres schema.table -> SQLite name mapping. */
 #include <stdlib.h>
@@ -44,21 +45,32 @@ void sl_buf_str(struct sl_buf *b, const char *s)
 	sl_buf_put(b, s, strlen(s));
 }
 
-/* Appends p as a double-quoted identifier, embedded quotes doubled. */
-void sl_buf_ident(struct sl_buf *b, const char *p, size_t n)
+/* Appends p between two q, each q inside it doubled. */
+static void buf_quoted(struct sl_buf *b, const char *p, size_t n, char q)
 {
 	size_t i, start = 0;
 
-	sl_buf_put(b, "\"", 1);
+	sl_buf_put(b, &q, 1);
 	for (i = 0; i < n; i++) {
-		if (p[i] != '"')
+		if (p[i] != q)
 			continue;
 		sl_buf_put(b, p + start, i - start + 1);
-		sl_buf_put(b, "\"", 1);
+		sl_buf_put(b, &q, 1);
 		start = i + 1;
 	}
 	sl_buf_put(b, p + start, n - start);
-	sl_buf_put(b, "\"", 1);
+	sl_buf_put(b, &q, 1);
+}
+
+/* Appends p as a double-quoted identifier, embedded quotes doubled. */
+void sl_buf_ident(struct sl_buf *b, const char *p, size_t n)
+{
+	buf_quoted(b, p, n, '"');
+}
+
+void sl_buf_lit(struct sl_buf *b, const char *p, size_t n)
+{
+	buf_quoted(b, p, n, '\'');
 }
 
 void sl_buf_free(struct sl_buf *b)

@@ -52,11 +52,6 @@ int sl_changes_read_in(struct sl_db *db, int64_t after, int64_t upto, const char
 	sqlite3_bind_int64(st, 4, max > (size_t)INT64_MAX ? INT64_MAX : (int64_t)max);
 	rc = sl__changes_step(db, st, max, out, n, err);
 	sqlite3_finalize(st);
-	if (rc) {
-		sl_changes_free(*out, *n);
-		*out = NULL;
-		*n = 0;
-	}
 	return rc;
 }
 
