@@ -218,6 +218,11 @@ int pull_load_position(struct pgsb *b, char *err, size_t cap);
 /* reapply.c: pending local changes re-applied on top of a fresh copy
  * (inside the open SQLite transaction); only = one table, or NULL. */
 int reapply_pending(struct pgsb *b, const struct br_table *only, char *err, size_t cap);
+/* Up to max of t's pending changes with seq > *after re-applied to the
+ * local table into (an online snapshot's shadow); *after moves past them.
+ * Returns how many (fewer than max: the log's end), or -1. */
+int reapply_step(struct pgsb *b, const struct br_table *t, const char *into, int64_t *after,
+                 size_t max, char *err, size_t cap);
 
 /* snapshot.c */
 int snap_init(struct pgsb *b, bool resync, char *err, size_t cap);

@@ -7,14 +7,21 @@
  * transaction the copy saw (xid below xmin, or below xmax and not in
  * progress) and is dropped, or it is one the copy did not see and is
  * queued (table_snapq.c) until the copy is done, then replayed in order
- * through the merge point.  Dropping stops once the stream has passed the
+ * through the merge point (table_xids.c).  The copy goes into a shadow table
+ * (table_shadow.c): readers of the live table see its old rows until the
+ * copy is whole, then the shadow is swapped in by renaming (O(1)), and the
+ * queue is replayed on the table swapped in, exactly as it would have been
+ * on a table copied in place.  Dropping stops once the stream has passed the
  * WAL position read with the snapshot: every transaction the copy saw
  * commits below it.  The copy goes in chunks through a cursor, each chunk
  * written and committed in the pull's SQLite transaction between two
  * streamed transactions (never inside one, never while the push holds its
  * commit window), so memory stays flat and the other tables keep flowing.
- * Local changes still waiting in the change log are re-applied on top
- * once the copy is done; until then the push leaves them waiting.
+ * Local changes still waiting in the change log (the application's
+ * writes to the live table during the copy among them) are re-applied to
+ * the shadow once the copy is done, a bounded batch per step, and the
+ * last of them in the swap's own transaction, so none is missed; until
+ * then the push leaves them waiting.
  * One table at a time, in priority order; a failure starts that table
  * again from a fresh snapshot. */
 #include <stdio.h>
@@ -27,9 +34,9 @@
 
 #define CHUNK_ROWS 1000
 #define REPLAY_ROWS 200
+#define REAPPLY_ROWS 500 /* pending local changes re-applied to the shadow per step */
 #define STEP_US 20000   /* rows written per step: this long at most */
 #define YIELD_S 0.01    /* between chunks: the application gets the file's lock too */
-#define RACE_TRIES 20   /* snapshots retaken while an xid it calls running has ended */
 #define WAIT_S 0.05     /* between steps that wait for the stream */
 #define RETRY_S 2.0     /* after a failure */
 
@@ -38,10 +45,7 @@ struct tsnap {
 	struct pgsb *b;
 	struct br_table *t;      /* the table in hand, or NULL */
 	PGconn *conn;            /* the copy's REPEATABLE READ transaction */
-	uint64_t xmin, xmax;     /* its snapshot */
-	uint64_t *xip;
-	size_t nxip;
-	uint64_t wal_lsn;        /* WAL insert position read with the snapshot */
+	struct tsnap_xids x;     /* its snapshot */
 	PGresult *chunk;         /* rows fetched, not all written yet */
 	int chunk_row;
 	struct sl_column *cols;
@@ -50,6 +54,8 @@ struct tsnap {
 	size_t npk;
 	int64_t done, total;
 	int64_t replayed;        /* queued changes replayed after the copy */
+	int64_t reapplied_seq;   /* pending local changes up to this seq are in the shadow */
+	char shadow[600];        /* the shadow table's name */
 	struct dec_parser qdec;  /* for queued changes */
 	sqlite3_stmt *q_append;  /* cached: a change into the queue */
 	bool running;            /* the timer may run (until tsnap_stop) */
@@ -76,11 +82,17 @@ static void release_copy(struct tsnap *s)
 	pgc_free_columns(s->cols, s->ncols);
 	free(s->fields);
 	free(s->pk);
-	free(s->xip);
 	s->cols = NULL;
 	s->fields = s->pk = NULL;
-	s->xip = NULL;
-	s->ncols = s->npk = s->nxip = 0;
+	s->ncols = s->npk = 0;
+}
+
+/* The copy and its snapshot: the snapshot's in-progress list decides
+ * streamed changes until the table is in sync again. */
+static void release_all(struct tsnap *s)
+{
+	release_copy(s);
+	xids_free(&s->x);
 }
 
 /* A push of the table committed after the snapshot would be missing from
@@ -108,85 +120,6 @@ static void hold_push(struct pgsb *b, struct tsnap *s, bool hold)
 			return;
 		}
 		run_local_commit_seen(b);
-	}
-}
-
-/* ---- the snapshot and its visibility rule ---- */
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Did the copy see the transaction with this (32-bit) xid? */
-static bool copy_saw(const struct tsnap *s, uint32_t xid)
-{
-	if (xid == 0)
-		return false;
-	uint64_t full = s->xmax + (uint64_t)(int64_t)(int32_t)(xid - (uint32_t)s->xmax);
-	if (full < s->xmin)
-		return true;
-	if (full >= s->xmax)
-		return false;
-	return !bsearch(&full, s->xip, s->nxip, sizeof *s->xip, cmp_u64);
-}
-
-static int parse_snapshot(struct tsnap *s, PGresult *r)
-{
-	const char *list = PQgetvalue(r, 0, 2);
-	size_t n = *list ? 1 : 0;
-
-	for (const char *p = list; *p; p++)
-		n += *p == ',';
-	s->xmin = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-	s->xmax = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
-	s->xip = calloc(n ? n : 1, sizeof *s->xip);
-	if (!s->xip)
-		return -1;
-	for (char *p = (char *)list; *p; ) {
-		s->xip[s->nxip++] = strtoull(p, &p, 10);
-		if (*p == ',')
-			p++;
-	}
-	qsort(s->xip, s->nxip, sizeof *s->xip, cmp_u64);
-	const char *lsn = PQgetvalue(r, 0, 3);
-	return dec_parse_lsn(lsn, strlen(lsn), &s->wal_lsn);
-}
-
-/* BEGIN REPEATABLE READ and its snapshot.  An xid the snapshot calls in
- * progress that has already ended may be one whose commit the stream has
- * already delivered (its WAL is written before it becomes visible): the
- * snapshot is then taken again. */
-static int take_snapshot(struct tsnap *s, char *err, size_t cap)
-{
-	for (int tries = 1;; tries++) {
-		if (pgc_exec_ok(s->conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, cap))
-			return -1;
-		PGresult *r = PQexec(s->conn,
-			"SELECT pg_snapshot_xmin(s)::text, pg_snapshot_xmax(s)::text, "
-			"array_to_string(ARRAY(SELECT pg_snapshot_xip(s)), ','), "
-			"pg_current_wal_insert_lsn()::text, (SELECT count(*) FROM pg_snapshot_xip(s) x "
-			"WHERE pg_xact_status(x) IS DISTINCT FROM 'in progress') FROM pg_current_snapshot() s");
-		if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-			pgc_error_text(s->conn, err, cap);
-			PQclear(r);
-			return -1;
-		}
-		bool ended = strcmp(PQgetvalue(r, 0, 4), "0") != 0;
-		if (!ended || tries >= RACE_TRIES) {
-			int rc = parse_snapshot(s, r);
-			PQclear(r);
-			if (rc)
-				snprintf(err, cap, "cannot read the snapshot");
-			return rc;
-		}
-		PQclear(r);
-		if (pgc_exec_ok(s->conn, "ROLLBACK", err, cap))
-			return -1;
-		struct timespec ts = {0, 20 * 1000000L};
-		nanosleep(&ts, NULL);
 	}
 }
 
@@ -242,19 +175,22 @@ static int64_t estimate_rows(struct tsnap *s)
 	return n;
 }
 
-/* The local side of a fresh start: table made to fit, emptied, its old
- * queue dropped, the state "snapshot" (all in the pull's transaction). */
+/* The local side of a fresh start: live table made to fit (its rows
+ * stay), an empty shadow beside it, its old queue dropped, the state
+ * "snapshot" (all in the pull's transaction). */
 static int local_start(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 {
 	struct sl_err e;
 
 	if (pull_ensure_batch(b, err, cap))
 		return -1;
-	if (sl_ensure_table(b->db, s->t->schema, s->t->name, s->cols, s->ncols, &e) ||
-	    sl_clear_table(b->db, s->t->schema, s->t->name, &e)) {
+	if (sl_ensure_table(b->db, s->t->schema, s->t->name, s->cols, s->ncols, &e)) {
 		snprintf(err, cap, "cannot prepare \"%s\": %s", s->t->local, e.msg);
 		return -1;
 	}
+	shadow_name(s->t, s->shadow, sizeof s->shadow);
+	if (shadow_create(b, s->t, err, cap))
+		return -1;
 	return snapq_clear(b, s->t, err, cap) || tstate_set(b, s->t, "snapshot", err, cap) ? -1 : 0;
 }
 
@@ -263,7 +199,7 @@ static int begin_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 	atomic_store(&s->t->push_held, true);
 	hold_push(b, s, true);
 	s->conn = pgc_connect(b, false, err, cap);
-	int rc = !s->conn || take_snapshot(s, err, cap) ? -1 : 0;
+	int rc = !s->conn || xids_take(s->conn, &s->x, err, cap) ? -1 : 0;
 	hold_push(b, s, false);
 	if (rc || pgc_table_columns(s->conn, s->t, &s->cols, &s->ncols, err, cap))
 		return -1;
@@ -272,13 +208,13 @@ static int begin_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 			snprintf(err, cap, "out of memory");
 		return -1;
 	}
-	s->done = s->replayed = 0;
+	s->done = s->replayed = s->reapplied_seq = 0;
 	s->total = estimate_rows(s);
 	if (local_start(b, s, err, cap))
 		return -1;
 	s->t->snap_phase = TSNAP_COPY;
 	log_info("online snapshot of \"%s.%s\" started (%zu transactions in progress)",
-	         s->t->schema, s->t->name, s->nxip);
+	         s->t->schema, s->t->name, s->x.nxip);
 	return 0;
 }
 
@@ -303,8 +239,8 @@ static int copy_row(struct pgsb *b, struct tsnap *s, PGresult *r, int row, char 
 	rec.ncolumns = s->ncols;
 	rec.pk = s->pk;
 	rec.npk = s->npk;
-	if (sl_apply(b->db, &rec, &e)) {
-		snprintf(err, cap, "cannot copy a row into \"%s\": %s", s->t->local, e.msg);
+	if (sl_apply_to(b->db, &rec, s->shadow, &e)) {
+		snprintf(err, cap, "cannot copy a row into \"%.300s\": %s", s->shadow, e.msg);
 		return -1;
 	}
 	return 0;
@@ -318,15 +254,33 @@ static void progress(struct pgsb *b, struct tsnap *s, bool last)
 	ev_emit_progress(b, phase, s->done, last || s->total < s->done ? s->done : s->total);
 }
 
-/* The copy is complete: local work goes back on top, the push may send
- * it, and the queue is replayed next. */
-static int end_copy(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+/* Every row is in the shadow: local work goes on top next. */
+static int end_copy(struct pgsb *b, struct tsnap *s)
 {
-	if (reapply_pending(b, s->t, err, cap))
-		return -1;
 	progress(b, s, true);
 	log_info("copied %lld rows of \"%s.%s\" online", (long long)s->done, s->t->schema, s->t->name);
 	release_copy(s);
+	s->t->snap_phase = TSNAP_REAPPLY;
+	return 0;
+}
+
+/* A batch of pending local changes into the shadow; at the log's end the
+ * shadow is swapped in, in the same transaction (no local write comes
+ * between), the push may send them, and the queue is replayed next. */
+static int reapply_or_swap(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
+{
+	int n = pull_ensure_batch(b, err, cap) ? -1 :
+	        reapply_step(b, s->t, s->shadow, &s->reapplied_seq, REAPPLY_ROWS, err, cap);
+
+	if (n < 0)
+		return -1;
+	if (n == REAPPLY_ROWS)
+		return 0;
+	int64_t t0 = br_now_us();
+	if (shadow_swap(b, s->t, err, cap))
+		return -1;
+	log_info("the copy of \"%s.%s\" is swapped in (%lld us)", s->t->schema, s->t->name,
+	         (long long)(br_now_us() - t0));
 	s->t->snap_phase = TSNAP_DRAIN;
 	atomic_store(&s->t->push_held, s->t->skip);
 	hold_push(b, s, false);
@@ -363,7 +317,7 @@ static int copy_chunk(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 		progress(b, s, false);
 		return 1;
 	}
-	return end_copy(b, s, err, cap) ? -1 : 0;
+	return end_copy(b, s);
 }
 
 /* ---- the machine ---- */
@@ -394,6 +348,7 @@ static int finish(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 		return -1;
 	s->t->snap_phase = TSNAP_NONE;
 	log_info("table \"%s.%s\" is in sync again", s->t->schema, s->t->name);
+	release_all(s);
 	s->t = NULL;
 	return 0;
 }
@@ -406,6 +361,11 @@ static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 	uint64_t pos = b->repl.committed_lsn > b->repl.ack_lsn ? b->repl.committed_lsn : b->repl.ack_lsn;
 
 	if (!s->t) {
+		/* a swapped-out table, or a shadow a copy left, goes first */
+		if (pull_ensure_batch(b, err, cap) || (rc = shadow_clean_step(b, err, cap)) < 0)
+			return -1;
+		if (rc > 0)
+			return YIELD_S;
 		s->t = next_pending(b);
 		if (!s->t)
 			return -2; /* nothing to do: idle */
@@ -414,6 +374,8 @@ static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 	switch (s->t->snap_phase) {
 	case TSNAP_COPY:
 		return copy_chunk(b, s, err, cap) < 0 ? -1 : YIELD_S;
+	case TSNAP_REAPPLY:
+		return reapply_or_swap(b, s, err, cap) < 0 ? -1 : YIELD_S;
 	case TSNAP_DRAIN:
 		if (pull_ensure_batch(b, err, cap) || (rc = snapq_replay(b, s->t, &s->qdec, REPLAY_ROWS,
 		                                                         err, cap)) < 0)
@@ -426,7 +388,7 @@ static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 		}
 		return YIELD_S;
 	case TSNAP_FILTER:
-		if (pos < s->wal_lsn) {
+		if (pos < s->x.wal_lsn) {
 			/* transactions the copy saw may still stream; a keepalive
 			 * asked for carries the position past them when none do */
 			if (b->repl.state == REPL_STREAMING && br_now_us() - b->repl.last_reply_req_us > 200000)
@@ -498,7 +460,7 @@ int tsnap_route(struct pgsb *b, const struct br_table *t, const struct dec_recor
 
 	if (t->snap_phase == TSNAP_PENDING || !s || s->t != t)
 		return 1; /* its copy, still to come, brings it */
-	if (copy_saw(s, b->xact_xid))
+	if (xids_saw(&s->x, b->xact_xid))
 		return 1;
 	if (t->snap_phase == TSNAP_FILTER)
 		return 0;
@@ -530,7 +492,7 @@ void tsnap_abort(struct pgsb *b)
 		hold_push(b, s, false);
 	if (!s || !s->t)
 		return;
-	release_copy(s);
+	release_all(s);
 	s->t->snap_phase = TSNAP_PENDING; /* its state stays "snapshot": started again */
 	atomic_store(&s->t->push_held, true);
 	s->t = NULL;
@@ -591,7 +553,7 @@ void tsnap_stop(struct pgsb *b)
 		return;
 	ev_timer_stop(b->loop, &s->timer);
 	b->boundary_wanted = false;
-	release_copy(s);
+	release_all(s);
 	sqlite3_finalize(s->q_append);
 	dec_parser_free(&s->qdec);
 	free(s);

@@ -56,6 +56,14 @@ bool sl_in_txn(const struct sl_db *db);
 int sl_apply(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
 	__attribute__((warn_unused_result));
 
+/* sl_apply into the local table named local, whatever the record's schema
+ * and table say (an online snapshot's shadow table).  Returns 0 or -1. */
+int sl_apply_to(struct sl_db *db, const struct dec_record *rec, const char *local,
+                struct sl_err *err) __attribute__((warn_unused_result));
+/* Tables were renamed or replaced behind the caches' back: every cached
+ * table and statement is dropped (read again on next use). */
+void sl_schema_changed(struct sl_db *db);
+
 /* Like an update record through sl_apply, but only a row that exists
  * locally is updated: a missing row is not inserted, a missing table not
  * created.  For values read from Postgres into columns of existing rows.

@@ -505,20 +505,12 @@ static int apply_truncate(struct sl_db *db, struct sl_table *t, struct sl_err *e
 	return e ? run(db, e, 0, NULL, err) : -1;
 }
 
-int sl_apply(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
+static int apply_named(struct sl_db *db, const struct dec_record *rec, const char *name,
+                       size_t len, struct sl_err *err)
 {
-	char name[SL_NAME_MAX];
 	struct sl_table *t;
-	size_t len;
-	int r;
+	int r = sl_table_get(db, name, len, &t, err);
 
-	if (rec->action != DEC_INSERT && rec->action != DEC_UPDATE && rec->action != DEC_DELETE &&
-	    rec->action != DEC_TRUNCATE)
-		return sl_fail(err, 0, "cannot apply a record of action %d: not a row change",
-		               (int)rec->action);
-	if (sl_local_name_checked(rec->schema, rec->table, name, &len, err))
-		return -1;
-	r = sl_table_get(db, name, len, &t, err);
 	if (r < 0)
 		return -1;
 	if (r == 0 && (rec->action == DEC_DELETE || rec->action == DEC_TRUNCATE))
@@ -535,6 +527,40 @@ int sl_apply(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
 	default:
 		return apply_truncate(db, t, err);
 	}
+}
+
+static bool row_change(const struct dec_record *rec)
+{
+	return rec->action == DEC_INSERT || rec->action == DEC_UPDATE ||
+	       rec->action == DEC_DELETE || rec->action == DEC_TRUNCATE;
+}
+
+int sl_apply(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)
+{
+	char name[SL_NAME_MAX];
+	size_t len;
+
+	if (!row_change(rec))
+		return sl_fail(err, 0, "cannot apply a record of action %d: not a row change",
+		               (int)rec->action);
+	if (sl_local_name_checked(rec->schema, rec->table, name, &len, err))
+		return -1;
+	return apply_named(db, rec, name, len, err);
+}
+
+int sl_apply_to(struct sl_db *db, const struct dec_record *rec, const char *local,
+                struct sl_err *err)
+{
+	if (!row_change(rec))
+		return sl_fail(err, 0, "cannot apply a record of action %d: not a row change",
+		               (int)rec->action);
+	return apply_named(db, rec, local, strlen(local), err);
+}
+
+void sl_schema_changed(struct sl_db *db)
+{
+	sl_stmts_flush(db);
+	sl_tables_flush(db);
 }
 
 int sl_update_existing(struct sl_db *db, const struct dec_record *rec, struct sl_err *err)

@@ -369,29 +369,41 @@ int64_t sl_unresolved_conflicts(struct sl_db *db)
 }
 
 /* Builds "DROP TRIGGER ...;" for every trigger named _pgsqlite_*. */
-static int trigger_drops(struct sl_db *db, struct sl_buf *b, struct sl_err *err)
+/* DROP statements for every object a query names, into b. */
+static int object_drops(struct sl_db *db, struct sl_buf *b, const char *sql, const char *drop,
+                        struct sl_err *err)
 {
-	static const char sql[] = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
-	                          " AND substr(name, 1, 10) = '_pgsqlite_'";
 	sqlite3_stmt *st;
 	int rc;
 
 	if (sqlite3_prepare_v2(db->h, sql, -1, &st, NULL) != SQLITE_OK)
-		return sl_fail_db(db, err, "cannot list the bridge triggers", NULL);
+		return sl_fail_db(db, err, "cannot list the bridge objects", NULL);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		sl_buf_str(b, "DROP TRIGGER IF EXISTS ");
+		sl_buf_str(b, drop);
 		sl_buf_ident(b, (const char *)sqlite3_column_text(st, 0),
 		             (size_t)sqlite3_column_bytes(st, 0));
 		sl_buf_str(b, ";");
 	}
 	if (rc != SQLITE_DONE)
-		sl_fail_db(db, err, "cannot list the bridge triggers", NULL);
+		sl_fail_db(db, err, "cannot list the bridge objects", NULL);
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return -1;
 	if (b->oom)
-		return sl_fail(err, SQLITE_NOMEM, "cannot drop the bridge triggers: out of memory");
+		return sl_fail(err, SQLITE_NOMEM, "cannot drop the bridge objects: out of memory");
 	return 0;
+}
+
+/* The bridge's triggers, and the tables of online snapshots: the queue
+ * of changes held behind a copy, a shadow copy, a swapped-out table. */
+static int trigger_drops(struct sl_db *db, struct sl_buf *b, struct sl_err *err)
+{
+	return object_drops(db, b, "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+	                    " AND substr(name, 1, 10) = '_pgsqlite_'", "DROP TRIGGER IF EXISTS ", err) ||
+	       object_drops(db, b, "SELECT name FROM sqlite_master WHERE type = 'table' AND"
+	                    " (name = '_pgsqlite_snapq' OR name LIKE '\\_pgsqlite\\_shadow\\_%' ESCAPE"
+	                    " '\\' OR name LIKE '\\_pgsqlite\\_old\\_%' ESCAPE '\\')",
+	                    "DROP TABLE IF EXISTS ", err) ? -1 : 0;
 }
 
 static int drop_all(struct sl_db *db, struct sl_err *err)
