@@ -215,16 +215,18 @@ static bool remote_delete_wins(struct pgsb *b, const struct br_table *t, const c
 	return row && remote != INT64_MIN && remote > local_write_time(b, t, pk, row);
 }
 
-/* A remote TRUNCATE empties the table; rows with unpushed local changes
- * come back on top (the change log re-applied to this table, inside the
- * same SQLite transaction), and their push settles them against Postgres
- * by the table's strategy. */
+/* A remote TRUNCATE empties the table, except rows our own push wrote
+ * after it (pushed unseen, as for a row change); rows with unpushed local
+ * changes come back on top (the change log re-applied to this table,
+ * inside the same SQLite transaction), and their push settles them
+ * against Postgres by the table's strategy. */
 static int truncate_keeping_local(struct pgsb *b, const struct br_table *t,
                                   const struct dec_record *rec, bool *apply, char *err, size_t cap)
 {
 	sqlite3_stmt *st = NULL;
 	struct sl_err e = {0};
 	int pending;
+	bool pushed = b->push.pushed_rows_tracked > 0;
 
 	*apply = true;
 	if (t->direction == CFG_DIRECTION_PULL)
@@ -238,14 +240,14 @@ static int truncate_keeping_local(struct pgsb *b, const struct br_table *t,
 	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
 	pending = sqlite3_step(st) == SQLITE_ROW;
 	sqlite3_finalize(st);
-	if (!pending)
+	if (!pending && !pushed)
 		return 0;
 	*apply = false;
-	if (sl_apply(b->db, rec, &e)) {
+	if (pushed ? sl_truncate_except_pushed(b->db, t->local, b->xact_end_lsn, &e) : sl_apply(b->db, rec, &e)) {
 		snprintf(err, cap, "cannot truncate \"%s\": %s", t->local, e.msg);
 		return -1;
 	}
-	return reapply_pending(b, t, err, cap);
+	return pending ? reapply_pending(b, t, err, cap) : 0;
 }
 
 /* The settled conflict written down: the row's unpushed local changes

@@ -214,6 +214,13 @@ char *sl_key_json(struct sl_db *db, const char *local_table, const struct dec_fi
 char *sl_row_json(struct sl_db *db, const char *local_table, const struct dec_field *key,
                   size_t nkey, struct sl_err *err);
 
+/* A remote TRUNCATE committed at end LSN lsn: every row of the table goes
+ * except those whose key _pgsqlite_pushed tracks at lsn or later (our own
+ * push wrote them after the truncate; Postgres has them).  Call inside
+ * sl_begin's transaction.  0 or -1. */
+int sl_truncate_except_pushed(struct sl_db *db, const char *table, uint64_t lsn, struct sl_err *err)
+	__attribute__((warn_unused_result));
+
 /* ---- Pruning (local only) ---- */
 
 /* What to prune: rows ordered newest first by order_column (NULL counts

@@ -503,3 +503,29 @@ Test(lossless, a_delete_on_both_sides_clears_a_row_the_stream_moved_onto_the_key
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k3|seven\nk5|moved\n");
 	assert_equal_tables(&env, "id, v", "t");
 }
+
+/* A remote TRUNCATE that committed before our push, delivered after the
+ * push's mark: the row the push wrote after the truncate stays (Postgres
+ * has it), as a remote row change older than the push would. */
+Test(lossless, a_truncate_older_than_our_push_keeps_the_pushed_row)
+{
+	it_setup(&env, "truncold");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k1', 'pg')");
+	it_write_conf(&env, "realtime", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "INSERT INTO t VALUES ('k2', 'local')");
+	it_sql(&env, "TRUNCATE t");
+	/* the push goes first; the stream starts late */
+	setenv("PGSQLITE_BRIDGE_TEST_HOLD_PULL_MS", "4000", 1);
+	pid_t pid = it_bridge_start(&env, "run");
+	unsetenv("PGSQLITE_BRIDGE_TEST_HOLD_PULL_MS");
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t WHERE id = 'k2'", 1, 15000), "%s",
+	          it_bridge_stderr(&env));
+	it_sql(&env, "INSERT INTO t VALUES ('k3', 'after')");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 'k3'", 1, 20000), "%s",
+	          it_bridge_stderr(&env));
+	it_stop(&env, pid);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|local\nk3|after\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
