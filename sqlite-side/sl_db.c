@@ -63,7 +63,7 @@ int sl_exec(struct sl_db *db, const char *sql, const char *what, const char *tab
 
 /* Fills _pgsqlite_pow2 with every power of two a double holds, exactly
  * (bound as doubles, never parsed from text): the change-log triggers look
- * a REAL's binary exponent up there to write it exactly (sl_capture.c). */
+ * a REAL's binary exponent up there to write it exactly (sl_image.c). */
 static int pow2_fill(struct sl_db *db, struct sl_err *err)
 {
 	sqlite3_stmt *st = NULL;

@@ -1,4 +1,4 @@
-/* test_cfg.c: unit tests of config/cfg.c: parsing, defaults, environment
+/* test_cfg.c: unit tests of config/: parsing, defaults, environment
  * overrides, error messages, password masking. */
 #include <criterion/criterion.h>
 #include <stdio.h>
