@@ -282,6 +282,24 @@ static bool returned_as_sent(struct pgsb *b, const struct entry *e)
 	return true;
 }
 
+static char *final_key_json(struct pgsb *b, const struct entry *e);
+
+/* A local key move that lost: its new key gets what Postgres holds there
+ * (most often nothing), unless a later local change is pending for that
+ * key.  The old key is settled apart: a later change pending there (a new
+ * row at the freed key) does not hold the new key back. */
+static int settle_new_key(struct pgsb *b, const struct entry *e, struct sl_err *err)
+{
+	char *key = final_key_json(b, e);
+	int rc = 0;
+
+	if (key && !push__local_pending(b, e->t, key))
+		rc = PQntuples(e->moved) == 1 ? push__write_pg_row(b, e->t, e->moved, 0, err)
+		                              : push__delete_local(b, e->t, e->final, err);
+	free(key);
+	return rc;
+}
+
 /* What Postgres now holds for an entry, written into SQLite.  A settled
  * entry leaves its key as Postgres holds it, whatever the outcome: the
  * pull may have put a row there meanwhile (a remote key move onto a key
@@ -292,11 +310,10 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 	if (e->outcome == OUT_PUSHED &&
 	    (e->op == 'D' || !e->t->server_computes || (e->res && e->row >= 0 && returned_as_sent(b, e))))
 		return 0; /* SQLite already holds what Postgres holds */
+	if (e->moved && settle_new_key(b, e, err))
+		return -1;
 	if (push__local_pending(b, e->t, e->key))
 		return 0;
-	if (e->moved && (PQntuples(e->moved) == 1 ? push__write_pg_row(b, e->t, e->moved, 0, err)
-	                                            : push__delete_local(b, e->t, e->final, err)))
-		return -1;
 	if (e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH || (e->outcome == OUT_NOTHING && e->remote))
 		return PQntuples(e->remote) == 1 ? push__write_pg_row(b, e->t, e->remote, 0, err)
 		                                 : push__delete_local(b, e->t, e->key, err);

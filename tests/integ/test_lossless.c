@@ -529,3 +529,23 @@ Test(lossless, a_truncate_older_than_our_push_keeps_the_pushed_row)
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k2|local\nk3|after\n");
 	assert_equal_tables(&env, "id, v", "t");
 }
+
+/* A local key move k3 -> k8 that loses to a newer remote update of k3,
+ * with a later local insert at k3 still pending: k3 waits for that
+ * insert's push, but k8 gets what Postgres holds there (nothing) at once. */
+Test(lossless, a_losing_key_move_clears_its_new_key_while_the_old_key_waits)
+{
+	char out[4096];
+	it_setup(&env, "losingmove");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text, updated_at text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k3', 'base', '2000-01-01T00:00:00Z')");
+	it_write_conf(&env, "manual", "conflict = last-write-wins\ntimestamp_column = updated_at\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET id = 'k8', v = 'moved', updated_at = '2001-01-01T00:00:00Z' "
+	                     "WHERE id = 'k3'");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES ('k3', 'new', '2003-01-01T00:00:00Z')");
+	it_sql(&env, "UPDATE t SET v = 'pg', updated_at = '2002-01-01T00:00:00Z' WHERE id = 'k3'");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k3|new\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
