@@ -85,14 +85,22 @@ run_case() { # name rows description
 
 echo "pgsqlite-bridge benchmark on $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m)"
 
+# BENCH_CASES picks cases (default: all): pull-big pull-small push latency.
+CASES=" ${BENCH_CASES:-pull-big pull-small push latency} "
+want() { [[ "$CASES" == *" $1 "* ]]; }
+
+if want pull-big; then
 prepare_case big
 "${PSQL[@]}" -c "INSERT INTO bench_rows (id, name, amount) SELECT g, 'row number ' || g, g * 0.01 FROM generate_series(1, $ROWS_BIG) g"
 run_case big "$ROWS_BIG" "$ROWS_BIG rows in one transaction"
+fi
 
+if want pull-small; then
 prepare_case small
 seq 1 "$ROWS_SMALL" | awk '{ printf "INSERT INTO bench_rows (id, name, amount) VALUES (%d, '"'"'row number %d'"'"', %d.25);\n", $1, $1, $1 }' > "$dir/small.sql"
 "${PSQL[@]}" -f "$dir/small.sql"
 run_case small "$ROWS_SMALL" "$ROWS_SMALL single-row transactions"
+fi
 
 # Writes a config for a bridge over one table.
 bridge_conf() { # name table mode
@@ -132,6 +140,7 @@ push_case() {
 	wait "$pid" 2>/dev/null || true
 	[ "$got" = "$ROWS_PUSH" ] || { echo "bench: push: Postgres has $got rows, expected $ROWS_PUSH"; cat "$dir/push.run.err"; exit 1; }
 	bridge=$((t1 - t0))
+	if [ -n "${BENCH_PUSH_LOG:-}" ]; then cp "$dir/push.run.err" "$BENCH_PUSH_LOG"; fi
 	t0=$(now_ms)
 	"${PSQL[@]}" -c "\\copy copy_rows FROM '$dir/push.csv' WITH (FORMAT csv)"
 	t1=$(now_ms)
@@ -159,5 +168,5 @@ latency_case() {
 		"client -> client realtime round trip", $2, $3, $4, $1; else print "latency: " $0 }'
 }
 
-push_case
-latency_case
+if want push; then push_case; fi
+if want latency; then latency_case; fi
