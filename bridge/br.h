@@ -65,6 +65,9 @@ struct push {
 	ev_io watch;              /* inotify on the SQLite file's directory */
 	ev_timer recheck;         /* re-check data_version shortly after a wake-up */
 	int rechecks_left;
+	bool seen_while_busy;     /* a wake-up came while a push round ran (tail.c) */
+	char *file_base;          /* the SQLite file's name without its directory */
+	sqlite3_stmt *st_data_version; /* cached on the main connection */
 	struct dec_parser base_dec, final_dec, key_dec;
 	uint64_t rows;            /* rows pushed by this process (summary) */
 	uint64_t conflicts;
@@ -282,6 +285,8 @@ void push_cancel(struct pgsb *b);
 int tail_start(struct pgsb *b);
 void tail_stop(struct pgsb *b);
 bool tail_changed(struct pgsb *b);
+/* A push round ended: catch up on wake-ups it made us ignore. */
+void tail_after_push(struct pgsb *b);
 
 /* conflict.c: the merge point */
 enum conflict_winner { WIN_LOCAL, WIN_REMOTE, WIN_MERGED };

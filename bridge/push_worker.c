@@ -175,8 +175,10 @@ void push_worker_poll(struct pgsb *b)
 	unlock(w);
 	if (resume)
 		repl_pause(b, false);
-	if (have)
+	if (have) {
 		take_result(b, rc, err);
+		tail_after_push(b);
+	}
 }
 
 static void on_wake(struct ev_loop *loop, ev_async *a, int revents)

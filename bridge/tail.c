@@ -2,7 +2,9 @@
  * inotify on the file's directory (the database and its -wal file), each
  * wake-up confirmed with PRAGMA data_version, which moves only when
  * another connection commits.  The tick timer calls tail_changed() as a
- * bounded fallback. */
+ * bounded fallback.  While a push round runs, its own writes to the file
+ * would wake us for every page: wake-ups then only leave a note, read
+ * when the round ends (the round itself reads the log to its end). */
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,14 +16,14 @@
 
 bool tail_changed(struct pgsb *b)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt **st = &b->push.st_data_version;
 	int64_t v = b->push.last_data_version;
 
-	if (sqlite3_prepare_v2(sl_handle(b->db), "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
+	if (!*st && sqlite3_prepare_v2(sl_handle(b->db), "PRAGMA data_version", -1, st, NULL) != SQLITE_OK)
 		return false;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (sqlite3_step(*st) == SQLITE_ROW)
+		v = sqlite3_column_int64(*st, 0);
+	sqlite3_reset(*st);
 	b->push.last_check_us = br_now_us();
 	if (v == b->push.last_data_version)
 		return false;
@@ -50,14 +52,11 @@ static void on_recheck(struct ev_loop *loop, ev_timer *w, int revents)
 /* Is this inotify event about our database or its WAL? */
 static bool ours(struct pgsb *b, const struct inotify_event *ev)
 {
-	char *copy = strdup(b->cfg->sqlite);
-	const char *base = copy ? basename(copy) : "";
+	const char *base = b->push.file_base;
 	size_t n = strlen(base);
-	bool match = ev->len && strncmp(ev->name, base, n) == 0 &&
-	             (ev->name[n] == '\0' || strcmp(ev->name + n, "-wal") == 0);
 
-	free(copy);
-	return match;
+	return ev->len && strncmp(ev->name, base, n) == 0 &&
+	       (ev->name[n] == '\0' || strcmp(ev->name + n, "-wal") == 0);
 }
 
 static void on_inotify(struct ev_loop *loop, ev_io *w, int revents)
@@ -74,12 +73,40 @@ static void on_inotify(struct ev_loop *loop, ev_io *w, int revents)
 			relevant |= ours(b, (const struct inotify_event *)p);
 	if (!relevant)
 		return;
+	if (push_worker_busy(b)) {
+		b->push.seen_while_busy = true;
+		return;
+	}
 	if (tail_changed(b)) {
 		run_local_commit_seen(b);
 		return;
 	}
 	b->push.rechecks_left = RECHECKS;
 	ev_timer_again(b->loop, &b->push.recheck);
+}
+
+void tail_after_push(struct pgsb *b)
+{
+	if (!b->push.seen_while_busy || push_worker_busy(b))
+		return;
+	b->push.seen_while_busy = false;
+	if (tail_changed(b)) {
+		run_local_commit_seen(b);
+		return;
+	}
+	b->push.rechecks_left = RECHECKS;
+	ev_timer_again(b->loop, &b->push.recheck);
+}
+
+/* The SQLite file's name without its directory (malloc'd; "" when out of
+ * memory, which matches nothing). */
+static char *file_base(const char *path)
+{
+	char *copy = strdup(path);
+	char *base = strdup(copy ? basename(copy) : "");
+
+	free(copy);
+	return base;
 }
 
 int tail_start(struct pgsb *b)
@@ -98,6 +125,12 @@ int tail_start(struct pgsb *b)
 		return 0;
 	}
 	free(copy);
+	b->push.file_base = file_base(b->cfg->sqlite);
+	if (!b->push.file_base) {
+		close(fd);
+		b->push.inotify_fd = -1;
+		return 0;
+	}
 	b->push.inotify_fd = fd;
 	ev_timer_init(&b->push.recheck, on_recheck, 0.001, 0.001);
 	b->push.recheck.data = b;
@@ -109,10 +142,14 @@ int tail_start(struct pgsb *b)
 
 void tail_stop(struct pgsb *b)
 {
+	sqlite3_finalize(b->push.st_data_version);
+	b->push.st_data_version = NULL;
 	if (b->push.inotify_fd < 0)
 		return;
 	ev_io_stop(b->loop, &b->push.watch);
 	ev_timer_stop(b->loop, &b->push.recheck);
 	close(b->push.inotify_fd);
 	b->push.inotify_fd = -1;
+	free(b->push.file_base);
+	b->push.file_base = NULL;
 }

@@ -235,3 +235,30 @@ Test(push, a_rejected_row_in_a_bulk_insert_is_found_and_set_aside)
 {
 	rejected_change_is_set_aside("rejectbulk", 60);
 }
+
+/* While a push round runs, the bridge stops looking at each write to the
+ * file (its own writes would wake it for every page) and looks once when
+ * the round ends: a local commit made during a round, with nothing
+ * committed after it, must still be pushed. */
+Test(push, a_local_commit_made_while_a_push_round_runs_is_pushed_after_it)
+{
+	it_setup(&env, "pushduring");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_write_conf(&env, "realtime", NULL);
+	pid_t pid = it_run_online(&env);
+	PGconn *locker = PQconnectdb(env.conninfo);
+	cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+	PQclear(PQexec(locker, "BEGIN"));
+	PQclear(PQexec(locker, "LOCK TABLE t IN EXCLUSIVE MODE"));
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (1, 'first')");
+	cr_assert(it_wait_pg_int(&env, "SELECT (count(*) > 0)::int FROM pg_locks l JOIN pg_stat_activity a "
+	                         "USING (pid) WHERE NOT l.granted AND l.relation = 't'::regclass "
+	                         "AND a.datname = current_database()", 1, 20000), "the push did not reach the lock");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (2, 'during the round')");
+	PQclear(PQexec(locker, "ROLLBACK"));
+	PQfinish(locker);
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t", 2, 15000), "%s", it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 15000));
+	it_stop(&env, pid);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "1|first\n2|during the round\n");
+}
