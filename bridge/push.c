@@ -488,7 +488,8 @@ void push_free(struct pgsb *b)
 {
 	sqlite3_finalize(b->push.st_pending);
 	sqlite3_finalize(b->push.st_track);
-	b->push.st_pending = b->push.st_track = NULL;
+	sqlite3_finalize(b->push.st_track_batch);
+	b->push.st_pending = b->push.st_track = b->push.st_track_batch = NULL;
 	free(b->push.line);
 	b->push.line = NULL;
 	b->push.line_cap = 0;

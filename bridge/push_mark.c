@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cJSON.h>
+
 #include "log.h"
 #include "push_int.h"
 
@@ -402,7 +404,72 @@ bool push__is_conflict(const struct entry *e)
 	return e->remote && e->outcome != OUT_NOTHING && e->outcome != OUT_REFRESH;
 }
 
-static int mark_entries(struct pgsb *b, struct batch *bt, struct sl_err *err)
+/* Is every entry of the batch tracked under its one key (a batch of plain
+ * pushes, the usual case)?  Then one statement over the batch's log rows
+ * tracks them all (track_batch). */
+static bool tracks_plainly(const struct batch *bt)
+{
+	for (size_t i = 0; i < bt->ne; i++) {
+		enum outcome o = bt->e[i].outcome;
+		if (bt->e[i].rekeyed || o == OUT_NOTHING || o == OUT_REMOTE || o == OUT_REFRESH)
+			return false;
+	}
+	return true;
+}
+
+/* The tables the batch has entries of, a JSON array (malloc'd): the
+ * pushed ones, not those riding along unpushed. */
+static char *entry_tables(const struct batch *bt)
+{
+	cJSON *names = cJSON_CreateArray();
+	const char *last = NULL;
+
+	for (size_t i = 0; names && i < bt->ne; i++) {
+		const char *t = bt->e[i].t->local;
+		if (last && strcmp(last, t) == 0)
+			continue;
+		bool seen = false;
+		for (cJSON *n = names->child; n && !seen; n = n->next)
+			seen = strcmp(n->valuestring, t) == 0;
+		if (!seen)
+			cJSON_AddItemToArray(names, cJSON_CreateString(t));
+		last = t;
+	}
+	char *json = names ? cJSON_PrintUnformatted(names) : NULL;
+	cJSON_Delete(names);
+	return json;
+}
+
+/* Tracks every pushed row of a plain batch at once, from the log rows the
+ * mark is about to delete (so: before the trim). */
+static int track_batch(struct pgsb *b, const struct batch *bt, struct sl_err *err)
+{
+	if (bt->commit_lsn == 0 || bt->ne == 0)
+		return 0;
+	char *tables = entry_tables(bt);
+	sqlite3_stmt *st = tables ? cached(b, &b->push.st_track_batch,
+		"INSERT INTO _pgsqlite_pushed (table_name, pk, lsn) SELECT table_name, pk, ?3"
+		" FROM _pgsqlite_changes WHERE seq <= ?1 AND pk IS NOT NULL AND"
+		" table_name IN (SELECT value FROM json_each(?2))"
+		" ON CONFLICT (table_name, pk) DO UPDATE SET lsn = excluded.lsn") : NULL;
+	int rc = -1;
+
+	if (st) {
+		sqlite3_bind_int64(st, 1, bt->last_seq);
+		sqlite3_bind_text(st, 2, tables, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 3, (sqlite3_int64)bt->commit_lsn);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+		b->push.pushed_rows_tracked += rc == 0 ? sqlite3_changes(sl_handle(b->push.db)) : 0;
+		sqlite3_reset(st);
+	}
+	if (rc)
+		snprintf(err->msg, sizeof err->msg, "cannot track the pushed rows: %s",
+		         sqlite3_errmsg(sl_handle(b->push.db)));
+	free(tables);
+	return rc;
+}
+
+static int mark_entries(struct pgsb *b, struct batch *bt, bool tracked, struct sl_err *err)
 {
 	static const char *const outcomes[] = {"pushed", "local", "remote", "merged", "nothing", "refresh"};
 	for (size_t i = 0; i < bt->ne; i++) {
@@ -411,7 +478,7 @@ static int mark_entries(struct pgsb *b, struct batch *bt, struct sl_err *err)
 		          (unsigned)(bt->commit_lsn >> 32), (unsigned)bt->commit_lsn,
 		          (size_t)e->outcome < 6 ? outcomes[e->outcome] : "?", e->moved ? ", moved" : "",
 		          push__local_pending(b, e->t, e->key) ? ", later local change" : "");
-		if (apply_outcome(b, e, err) || track_pushed(b, e, bt->commit_lsn) ||
+		if (apply_outcome(b, e, err) || (!tracked && track_pushed(b, e, bt->commit_lsn)) ||
 		    (push__is_conflict(e) && record_conflict(b, e, err)))
 			return -1;
 	}
@@ -426,9 +493,11 @@ int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 	struct sl_err e = {0};
 	int64_t watermark = 0;
 
+	bool plain = tracks_plainly(bt);
 	int64_t t0 = br_now_us(), t1 = 0, t2 = 0;
-	if (sl_begin(b->push.db, &e) || push__queue_trim(b, bt->tables, bt->last_seq, &watermark, &e) ||
-	    !(t1 = br_now_us()) || mark_entries(b, bt, &e) || !(t2 = br_now_us()) ||
+	if (sl_begin(b->push.db, &e) || (plain && track_batch(b, bt, &e)) ||
+	    push__queue_trim(b, bt->tables, bt->last_seq, &watermark, &e) ||
+	    !(t1 = br_now_us()) || mark_entries(b, bt, plain, &e) || !(t2 = br_now_us()) ||
 	    sl_state_set(b->push.db, "push_inflight", "", &e) || sl_commit(b->push.db, &e)) {
 		snprintf(err, cap, "cannot mark pushed changes in SQLite: %s",
 		         e.msg[0] ? e.msg : sqlite3_errmsg(sl_handle(b->push.db)));
@@ -436,7 +505,7 @@ int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 		return -1;
 	}
 	b->push.pushed_seq = watermark;
-	log_debug("mark: delete %lld us, entries %lld us, commit %lld us", (long long)(t1 - t0),
+	log_debug("mark: track and delete %lld us, entries %lld us, commit %lld us", (long long)(t1 - t0),
 	          (long long)(t2 - t1), (long long)(br_now_us() - t2));
 	return 0;
 }
