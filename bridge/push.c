@@ -6,13 +6,13 @@
  * Updates and deletes are guarded by the old image: a statement that
  * misses is a conflict, settled by conflict.c.  What the batch covers is
  * written down before its commit, so a crash between that commit and the
- * local mark pushes nothing twice (push_reconcile).  This file holds the
- * connection, the pipeline and the public API; push_queue.c, push_fold.c,
- * push_sql.c, push_copy.c and push_mark.c hold the rest (push_int.h). */
+ * local mark pushes nothing twice (push_reconcile).  This file holds a
+ * batch's steps, the commit, the connection and the public API;
+ * push_queue.c, push_fold.c, push_columns.c, push_sql.c, push_copy.c,
+ * push_send.c and push_mark.c hold the rest (push_int.h). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <stdint.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,143 +30,6 @@ void push__note_sqlstate(struct pgsb *b, const PGresult *r)
 
 	if (st && !b->push.sqlstate[0])
 		snprintf(b->push.sqlstate, sizeof b->push.sqlstate, "%s", st);
-}
-
-/* ---- sending a batch in one pipeline ---- */
-
-/* Sends what libpq holds, reading results meanwhile so neither side
- * blocks on a full socket. */
-static int flush_pipeline(PGconn *c)
-{
-	int rc;
-
-	while ((rc = PQflush(c)) == 1) {
-		struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN | POLLOUT};
-		if (poll(&pfd, 1, 10000) <= 0)
-			return -1;
-		if ((pfd.revents & POLLIN) && !PQconsumeInput(c))
-			return -1;
-	}
-	return rc;
-}
-
-static int send_query(PGconn *c, const char *sql, struct params *p)
-{
-	int ok = PQsendQueryParams(c, sql, p ? p->n : 0, NULL,
-	                           p ? (const char *const *)p->v : NULL, NULL, NULL, 0);
-	return ok && flush_pipeline(c) == 0 ? 0 : -1;
-}
-
-static int send_statements(struct pgsb *b, struct batch *bt, bool *sent)
-{
-	PGconn *c = b->push.conn;
-	struct params p = {0};
-
-	for (size_t i = 0; i < bt->ne; i++) {
-		char *sql = NULL;
-		if (bt->e[i].sent)
-			continue; /* went in a bulk insert */
-		int rc = push__entry_sql(b, &bt->e[i], &sql, &p);
-		if (rc < 0)
-			return -1;
-		sent[i] = rc == 1 && send_query(c, sql, &p) == 0;
-		bt->e[i].sent = sent[i];
-		if (rc == 1 && !sent[i]) {
-			free(sql);
-			push__params_free(&p);
-			return -1;
-		}
-		if (rc == 0)
-			bt->e[i].outcome = OUT_REFRESH;
-		free(sql);
-		push__params_free(&p);
-	}
-	return PQpipelineSync(c) && flush_pipeline(c) == 0 ? 0 : -1;
-}
-
-/* Takes one query's result (and the NULL after it). */
-static PGresult *take_result(struct pgsb *b, PGconn *c, char *err, size_t cap)
-{
-	PGresult *r = PQgetResult(c), *extra;
-	ExecStatusType st = PQresultStatus(r);
-
-	while ((extra = PQgetResult(c)) != NULL)
-		PQclear(extra);
-	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		push__note_sqlstate(b, r);
-		if (!err[0])
-			snprintf(err, cap, "%s", r ? PQresultErrorMessage(r) : PQerrorMessage(c));
-		PQclear(r);
-		return NULL;
-	}
-	return r;
-}
-
-static int collect_results(struct pgsb *b, struct batch *bt, const bool *sent, char *err,
-                           size_t cap)
-{
-	PGconn *c = b->push.conn;
-	int failed = 0;
-
-	PQsetnonblocking(c, 0);
-	for (size_t i = 0; i < bt->ne; i++) {
-		if (!sent[i])
-			continue;
-		PGresult *r = take_result(b, c, err, cap);
-		failed |= r == NULL;
-		push__entry_own_result(&bt->e[i], r);
-	}
-	PGresult *sync = PQgetResult(c);
-	if (PQresultStatus(sync) != PGRES_PIPELINE_SYNC)
-		failed = 1;
-	PQclear(sync);
-	PQexitPipelineMode(c);
-	return failed ? -1 : 0;
-}
-
-/* BEGIN, the transaction's id (xid8) and a token set as the origin's
- * progress, which commits with it.  Both are written down before the
- * commit; after a crash the push counts as committed only when Postgres
- * says the xid committed and the origin's progress reached the token (an
- * xid whose WAL never reached disk can be handed out again after a
- * crash; the token cannot). */
-static int begin_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap)
-{
-	char token[32];
-	const char *params[1] = {token};
-
-	bt->token = (uint64_t)br_now_us();
-	dec_format_lsn(bt->token, token, sizeof token);
-	if (pgc_exec_ok(b->push.conn, "BEGIN", err, cap))
-		return -1;
-	PGresult *r = PQexecParams(b->push.conn, "SELECT pg_current_xact_id()::text, "
-	                           "pg_replication_origin_xact_setup($1::pg_lsn, now())",
-	                           1, NULL, params, NULL, NULL, 0);
-	int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : -1;
-	if (rc)
-		pgc_error_text(b->push.conn, err, cap);
-	else
-		snprintf(bt->xid, sizeof bt->xid, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	return rc;
-}
-
-static int pipeline_batch(struct pgsb *b, struct batch *bt, char *err, size_t cap)
-{
-	bool *sent = calloc(bt->ne ? bt->ne : 1, sizeof *sent);
-	int rc = -1;
-
-	err[0] = '\0';
-	if (sent && begin_remote(b, bt, err, cap) == 0 && push__bulk_inserts(b, bt, err, cap) == 0 &&
-	    PQenterPipelineMode(b->push.conn)) {
-		PQsetnonblocking(b->push.conn, 1);
-		if (send_statements(b, bt, sent) == 0)
-			rc = collect_results(b, bt, sent, err, cap);
-		else
-			pgc_error_text(b->push.conn, err, cap);
-	}
-	free(sent);
-	return rc;
 }
 
 /* ---- the commit ---- */
@@ -284,8 +147,6 @@ static int commit_and_mark(struct pgsb *b, struct batch *bt, char *err, size_t c
 	return rc;
 }
 
-static int refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t cap);
-
 /* One batch.  Returns 1 when it pushed something, 0 when the log is
  * empty, -1 on error (nothing marked locally; retried later). */
 static int push_batch(struct pgsb *b, char *err, size_t cap)
@@ -304,8 +165,8 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 		return 0;
 	}
 	int64_t t[5] = {br_now_us()}; /* read, folded, sent, resolved, committed and marked */
-	if (push__fold(b, &bt) == 0 && refresh_columns(b, &bt, err, cap) == 0 && (t[1] = br_now_us()) &&
-	    pipeline_batch(b, &bt, err, cap) == 0 && (t[2] = br_now_us()) &&
+	if (push__fold(b, &bt) == 0 && push__refresh_columns(b, &bt, err, cap) == 0 && (t[1] = br_now_us()) &&
+	    push__pipeline_batch(b, &bt, err, cap) == 0 && (t[2] = br_now_us()) &&
 	    push__resolve_conflicts(b, &bt, err, cap) == 0 && (t[3] = br_now_us()) &&
 	    commit_and_mark(b, &bt, err, cap) == 0) {
 		t[4] = br_now_us();
@@ -325,105 +186,6 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 }
 
 /* ---- the connection ---- */
-
-/* Does Postgres put values of its own into the table's rows (defaults,
- * identity or generated columns, triggers)?  When unsure: yes. */
-static bool server_computes(struct pgsb *b, const struct br_table *t)
-{
-	const char *params[1] = {t->qualified};
-	PGresult *r = PQexecParams(b->push.conn,
-		"SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass AND NOT tgisinternal) "
-		"OR EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND "
-		"NOT attisdropped AND (atthasdef OR attidentity <> '' OR attgenerated <> ''))",
-		1, NULL, params, NULL, NULL, 0);
-	bool yes = PQresultStatus(r) != PGRES_TUPLES_OK || PQgetvalue(r, 0, 0)[0] != 'f';
-
-	PQclear(r);
-	return yes;
-}
-
-/* The table's Postgres columns, read again (the push thread owns them). */
-static int load_table_columns(struct pgsb *b, struct br_table *t, char *err, size_t cap)
-{
-	struct sl_column *cols;
-	size_t n;
-
-	if (pgc_table_columns(b->push.conn, t, &cols, &n, err, cap))
-		return -1;
-	pgc_free_columns(t->pgcols, t->npgcols);
-	t->pgcols = cols;
-	t->npgcols = n;
-	t->server_computes = server_computes(b, t);
-	return 0;
-}
-
-static int load_columns(struct pgsb *b, char *err, size_t cap)
-{
-	for (size_t i = 0; i < b->ntables; i++) {
-		struct br_table *t = &b->tables[i];
-		if (!t->pgcols && t->direction != CFG_DIRECTION_PULL && load_table_columns(b, t, err, cap))
-			return -1;
-	}
-	return 0;
-}
-
-/* Forgets every table's column list: the next connection reads them again. */
-static void forget_columns(struct pgsb *b)
-{
-	for (size_t i = 0; i < b->ntables; i++) {
-		struct br_table *t = &b->tables[i];
-		pgc_free_columns(t->pgcols, t->npgcols);
-		t->pgcols = NULL;
-		t->npgcols = 0;
-	}
-}
-
-/* Has the local table a column the cached list lacks?  Every image the
- * batch read was written with at most the columns it has now. */
-static bool local_has_unknown(struct pgsb *b, const struct br_table *t)
-{
-	sqlite3_stmt *st;
-	bool unknown = false;
-
-	if (sqlite3_prepare_v2(sl_handle(b->push.db), "SELECT name FROM pragma_table_info(?1)", -1,
-	                       &st, NULL) != SQLITE_OK)
-		return false;
-	sqlite3_bind_text(st, 1, t->local, -1, SQLITE_STATIC);
-	while (!unknown && sqlite3_step(st) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
-		unknown = name && !push__pgcol(t, name, strlen(name));
-	}
-	sqlite3_finalize(st);
-	return unknown;
-}
-
-/* A column added in Postgres since the list was read is in the images
- * once SQLite has it: the table's list is read again (at most once a
- * batch), and its stage table, shaped like the old one, dropped.  A local
- * column Postgres does not have stays out of the statements. */
-static int refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t cap)
-{
-	bool *done = calloc(b->ntables ? b->ntables : 1, sizeof *done);
-	char sql[128];
-	int rc = done ? 0 : -1;
-
-	for (size_t i = 0; rc == 0 && i < bt->ne; i++) {
-		struct br_table *t = (struct br_table *)bt->e[i].t;
-		size_t k = (size_t)(t - b->tables);
-		if (done[k])
-			continue;
-		done[k] = true;
-		if (!local_has_unknown(b, t))
-			continue;
-		rc = load_table_columns(b, t, err, cap);
-		snprintf(sql, sizeof sql, "DROP TABLE IF EXISTS pg_temp.pgsb_stage_%zu", k);
-		if (rc == 0 && t->stage_ready)
-			rc = pgc_exec_ok(b->push.conn, sql, err, cap);
-		t->stage_ready = false;
-	}
-	free(done);
-	return rc;
-}
 
 static int push_connect(struct pgsb *b, char *err, size_t cap)
 {
@@ -456,7 +218,7 @@ static int push_connect(struct pgsb *b, char *err, size_t cap)
 	pthread_mutex_lock(&b->push.cancel_mu);
 	b->push.cancel = PQgetCancel(b->push.conn);
 	pthread_mutex_unlock(&b->push.cancel_mu);
-	if (load_columns(b, err, cap) || push_reconcile(b, err, cap)) {
+	if (push__load_columns(b, err, cap) || push_reconcile(b, err, cap)) {
 		push_close(b);
 		return -1;
 	}
@@ -561,7 +323,7 @@ int push_pending(struct pgsb *b, size_t max_batches, char *err, size_t cap)
 			/* A column gone from Postgres: read the lists again, retry once. */
 			log_info("push: %.*s; reading the tables' columns again", (int)strcspn(err, "\n"), err);
 			push_close(b);
-			forget_columns(b);
+			push__forget_columns(b);
 			rc = push_connect(b, err, cap) ? -1 : push_batch(b, err, cap);
 		}
 		if (rc < 0) {

@@ -1,5 +1,6 @@
-/* push_int.h: what push.c shares with its parts (push_queue.c, push_fold.c, push_sql.c,
- * push_copy.c, push_mark.c, push_recover.c). */
+/* push_int.h: what push.c shares with its parts (push_queue.c, push_fold.c,
+ * push_columns.c, push_sql.c, push_copy.c, push_send.c, push_mark.c,
+ * push_recover.c). */
 #ifndef PGSB_PUSH_INT_H
 #define PGSB_PUSH_INT_H
 
@@ -77,6 +78,15 @@ int push__fold(struct pgsb *b, struct batch *bt);
 /* Do the two row images differ in a primary-key column? */
 bool push__key_moved(struct pgsb *b, const struct br_table *t, const char *old_row,
                      const char *new_row);
+
+/* push_columns.c: each table's Postgres columns, read by the push thread */
+int push__load_columns(struct pgsb *b, char *err, size_t cap);
+/* Forgets every table's column list: the next connection reads them again. */
+void push__forget_columns(struct pgsb *b);
+int push__refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t cap);
+
+/* push_send.c: BEGIN, the bulk inserts, the pipelined statements */
+int push__pipeline_batch(struct pgsb *b, struct batch *bt, char *err, size_t cap);
 
 /* push_sql.c */
 void push__params_free(struct params *p);
