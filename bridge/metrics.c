@@ -195,12 +195,17 @@ static int64_t grace_us(void)
 }
 
 /* 200 while connected or down for less than the retry budget; else 503
- * with the reason. */
+ * with the reason.  The pull held by storage_limit (action error) is
+ * unhealthy at once: the bridge is up but Postgres's changes wait. */
 int metrics_health(struct pgsb *b, char *text, size_t cap)
 {
 	struct br_metrics *m = &b->metrics;
 	int64_t down = m->down_since_us ? br_now_us() - m->down_since_us : 0;
 
+	if (b->limits.hold_pull) {
+		snprintf(text, cap, "pulling paused: the SQLite file is over storage_limit (action error)\n");
+		return 503;
+	}
 	if (!m->down_since_us || down < grace_us()) {
 		snprintf(text, cap, "ok\n");
 		return 200;

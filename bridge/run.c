@@ -171,6 +171,8 @@ static void probe_reachability(struct pgsb *b, int64_t now)
 		return;
 	b->last_probe_us = now;
 	bool up = PQping(b->cfg->postgres) == PQPING_OK;
+	if (!up)
+		metrics_down(&b->metrics, "Postgres does not answer (on-reconnect waits for it)");
 	if (!up && !b->repl.offline_reported) {
 		ev_emit_simple(b, "offline");
 		b->repl.offline_reported = true;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../support/it.h"
+#include "../support/it_http.h"
 
 static struct it_env env;
 
@@ -135,11 +136,15 @@ Test(limits, storage_limit_warn_says_so_and_syncing_goes_on)
 
 Test(limits, storage_limit_error_stops_pulling_keeps_pushing_and_resumes_under_the_limit)
 {
-	char out[8192];
+	char out[8192], extra[160], *health = NULL;
+	int port = it_free_port();
 	it_setup(&env, "storerr");
 	it_sql(&env, "CREATE TABLE big (id int PRIMARY KEY, at int, pad text)");
-	it_write_conf(&env, "realtime", "storage_limit = 256KB\nstorage_limit_action = error\n");
+	snprintf(extra, sizeof extra, "storage_limit = 256KB\nstorage_limit_action = error\n"
+	                              "metrics = 127.0.0.1:%d\n", port);
+	it_write_conf(&env, "realtime", extra);
 	pid_t pid = it_run_online(&env);
+	cr_assert_eq(it_http_get(port, "/healthz", &health), 200, "%s", health ? health : "");
 	it_sql(&env, FILL(1, 400));
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM big", 400, 15000));
 	/* over the limit: an error event, the pull stands still */
@@ -155,11 +160,17 @@ Test(limits, storage_limit_error_stops_pulling_keeps_pushing_and_resumes_under_t
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM big WHERE id = 9999"), 0, "pulled while over the limit");
 	cr_assert_eq(it_bridge(&env, "status", out, sizeof out), 0);
 	cr_assert(strstr(out, "\"pull_paused_by_storage_limit\":true"), "%s", out);
+	free(health);
+	cr_assert_eq(it_http_get(port, "/healthz", &health), 503, "%s", health ? health : "");
+	cr_assert(strstr(health, "storage_limit"), "%s", health);
 	/* the app frees room: its deletes are pushed, the log drains, the pull resumes */
 	it_sqlite_exec(&env, "DELETE FROM big WHERE id <= 300");
 	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM big WHERE id = 9999", 1, 20000),
 	          "%s", it_bridge_stderr(&env));
 	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM big", 102, 10000));
+	free(health);
+	cr_assert_eq(it_http_get(port, "/healthz", &health), 200, "%s", health ? health : "");
+	free(health);
 	it_stop(&env, pid);
 	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, at, pad FROM big ORDER BY id"),
 	                 it_pg_rows(&env, "SELECT id, at, pad FROM big ORDER BY id"));

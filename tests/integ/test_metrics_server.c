@@ -60,3 +60,31 @@ Test(server, healthz_turns_503_while_postgres_is_down_and_200_when_it_is_back,
 	free(body);
 	it_stop(&env, pid);
 }
+
+/* on-reconnect holds no connection between sessions: its probe of the
+ * server is what tells /healthz that Postgres is gone. */
+Test(server, healthz_in_on_reconnect_mode_turns_503_while_postgres_is_down,
+     .fini = fini, .timeout = 180)
+{
+	int port = it_free_port();
+	char extra[128], *body = NULL;
+
+	setenv("PGSQLITE_BRIDGE_HEALTH_GRACE", "2", 1);
+	it_setup(&env, "metricshealthor");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY)");
+	snprintf(extra, sizeof extra, "metrics = 127.0.0.1:%d\n", port);
+	it_write_conf(&env, "on-reconnect", extra);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	pid_t pid = it_bridge_start(&env, "run");
+	unsetenv("PGSQLITE_BRIDGE_HEALTH_GRACE");
+	cr_assert_eq(wait_health(port, 200, &body, 10000), 200);
+
+	it_pg_stop();
+	int status = wait_health(port, 503, &body, 30000);
+	it_pg_start();
+	cr_assert_eq(status, 503, "healthz stayed %d: %s", status, body ? body : "");
+	cr_expect(strstr(body, "Postgres does not answer"), "%s", body);
+	cr_assert_eq(wait_health(port, 200, &body, 60000), 200, "%s", body ? body : "");
+	free(body);
+	it_stop(&env, pid);
+}
