@@ -188,15 +188,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	ch_set_prog("soak");
-	if (brief) {
+	if (brief)
 		setenv("CHAOS_QUIET_SECONDS", "30", 0);
-		/* Key moves onto contested shared rows, and a key move plus a
-		 * new row at the old key in one transaction, still diverge in
-		 * rare interleavings (issue 6 stays open for them): the gate of
-		 * `make test` leaves them out; `make soak` keeps them. */
-		setenv("SOAK_NO_SHARED_MOVES", "1", 0);
-		setenv("SOAK_NO_KEY_REUSE", "1", 0);
-	}
 	uint64_t seed = (uint64_t)ch_env_long("SEED", brief ? 20261128 : 0);
 	if (!seed)
 		seed = ((uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid()) % 1000000000u + 1;
