@@ -154,6 +154,8 @@ struct pgsb {
 	bool boundary_wanted;     /* table_snap.c: the stream stops draining at the next
 	                             transaction boundary, so a copy step can run there */
 	volatile sig_atomic_t reload_requested; /* SIGHUP: reload at the next boundary */
+	bool tables_deferred;     /* a reload made while Postgres was out of reach: the
+	                             table list is resolved again before the stream starts */
 	char xact_time[64];       /* its commit timestamp as wal2json printed it */
 	volatile sig_atomic_t stop_requested;
 	volatile sig_atomic_t sync_requested;
@@ -252,8 +254,16 @@ int tsnap_reschedule(struct pgsb *b, char *err, size_t cap);
 int tstate_mark_all_copied(struct pgsb *b, char *err, size_t cap);
 
 /* reload.c: SIGHUP: the config read again and applied whole, or refused
- * whole (main thread, between two pulled transactions). */
+ * whole (main thread, between two pulled transactions).  reload_resume:
+ * the table list of a reload made while Postgres was out of reach
+ * (tables_deferred), resolved once it answers. */
 void reload_apply(struct pgsb *b);
+void reload_resume(struct pgsb *b);
+/* reload_offline.c: the new config's tables from the old entries alone
+ * (Postgres out of reach); sets tables_deferred when the catalogue must
+ * still say something.  Inside the pull's transaction. */
+int reload_offline_tables(struct pgsb *b, const struct br_table *old, size_t old_n,
+                          const struct cfg *old_cfg, char *err, size_t cap);
 
 /* push.c: local changes to Postgres */
 int push_reconcile(struct pgsb *b, char *err, size_t cap);

@@ -7,7 +7,9 @@
  * the tables, so it is stopped around the swap and started again after;
  * the pull runs on this thread and is between two transactions here.
  * Tables whose remote side is pulled again (new, skip turned off, no
- * longer push-only) are copied by an online snapshot (table_snap.c). */
+ * longer push-only) are copied by an online snapshot (table_snap.c).
+ * With Postgres out of reach the reload applies all the same, the table
+ * list resolved later (reload_offline.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,14 +107,21 @@ static int prepare_tables(struct pgsb *b, PGconn *pc, char *err, size_t cap)
 }
 
 /* The tables of the new config, resolved and prepared in the pull's
- * transaction; on failure nothing of it stays. */
-static int switch_tables(struct pgsb *b, char *err, size_t cap)
+ * transaction; on failure nothing of it stays.  Postgres out of reach:
+ * what needs no catalogue now, the rest once it answers
+ * (reload_offline.c). */
+static int switch_tables(struct pgsb *b, const struct br_table *old, size_t old_n,
+                         const struct cfg *old_cfg, char *err, size_t cap)
 {
 	PGconn *pc = pgc_connect(b, false, err, cap);
 	int rc = -1;
 
-	if (pc && pull_ensure_batch(b, err, cap) == 0 && pgc_resolve_tables(b, pc, err, cap) == 0 &&
-	    prepare_tables(b, pc, err, cap) == 0)
+	if (!pc)
+		log_warn("configuration reload: Postgres cannot be reached (%s)", err);
+	b->tables_deferred = false;
+	if (pull_ensure_batch(b, err, cap) == 0 &&
+	    (pc ? pgc_resolve_tables(b, pc, err, cap) == 0 && prepare_tables(b, pc, err, cap) == 0
+	        : reload_offline_tables(b, old, old_n, old_cfg, err, cap) == 0))
 		rc = pull_commit_batch(b, err, cap);
 	if (rc)
 		pull_abort_batch(b);
@@ -127,13 +136,16 @@ static int swap_config(struct pgsb *b, struct cfg *next, char *err, size_t cap)
 	struct br_table *old_tables = b->tables;
 	size_t old_n = b->ntables;
 
+	bool old_deferred = b->tables_deferred;
+
 	*b->cfg = *next;
 	b->tables = NULL;
 	b->ntables = 0;
-	if (switch_tables(b, err, cap)) {
+	if (switch_tables(b, old_tables, old_n, &old, err, cap)) {
 		free_tables(b->tables, b->ntables);
 		b->tables = old_tables;
 		b->ntables = old_n;
+		b->tables_deferred = old_deferred;
 		*next = *b->cfg;
 		*b->cfg = old;
 		return -1;
@@ -201,6 +213,46 @@ static void after_swap(struct pgsb *b, enum cfg_mode old_mode, const char *old_s
 	if (applied)
 		log_info("configuration reloaded from \"%s\": mode %s, %zu tables", b->cfg->path,
 	         cfg_mode_name(b->cfg->mode), b->ntables);
+}
+
+/* Postgres answers again after a reload it missed: the table list is
+ * resolved from the catalogue, and tables added are copied online.  On a
+ * failure the list stays as it was, with an error. */
+void reload_resume(struct pgsb *b)
+{
+	char err[1024], msg[1200];
+	struct br_table *old_tables = b->tables;
+	size_t old_n = b->ntables;
+
+	if (PQping(b->cfg->postgres) != PQPING_OK)
+		return; /* not yet */
+	if (pull_commit_batch(b, err, sizeof err)) {
+		log_error("%s", err);
+		return;
+	}
+	tsnap_abort(b);
+	bool worker = b->push.worker != NULL;
+	char *old_sig = stream_signature(b);
+	push_worker_stop(b);
+	b->tables = NULL;
+	b->ntables = 0;
+	if (switch_tables(b, old_tables, old_n, b->cfg, err, sizeof err)) {
+		free_tables(b->tables, b->ntables);
+		b->tables = old_tables;
+		b->ntables = old_n;
+		b->tables_deferred = false;
+		snprintf(msg, sizeof msg, "the tables of \"%s\" cannot be resolved: %s; the tables in "
+		         "force stay unchanged", b->cfg->path, err);
+		log_error("%s", msg);
+		ev_emit_error(b, msg, true);
+	} else {
+		free_tables(old_tables, old_n);
+		if (!b->tables_deferred)
+			log_info("Postgres answers: the table list of \"%s\" is resolved (%zu tables)",
+			         b->cfg->path, b->ntables);
+	}
+	after_swap(b, b->cfg->mode, old_sig, worker, false);
+	free(old_sig);
 }
 
 void reload_apply(struct pgsb *b)

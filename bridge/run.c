@@ -88,6 +88,9 @@ static void try_connect(struct pgsb *b)
 {
 	struct repl *r = &b->repl;
 	char err[512];
+
+	if (b->tables_deferred)
+		reload_resume(b); /* a reload made while Postgres was out of reach */
 	int rc = repl_start(b, err, sizeof err);
 
 	if ((rc == -2 || rc == -3) && resync(b, err) == 0)
