@@ -57,6 +57,7 @@ struct push {
 	int backoff_ms;
 	struct sl_db *db;         /* the push's own SQLite connection (never the pull's) */
 	struct push_worker *worker; /* the push thread (`run`); NULL in `sync` */
+	_Atomic bool stopping;    /* the bridge stops: a push waiting on a lock gives up */
 	pthread_mutex_t cancel_mu;
 	PGcancel *cancel;         /* for push_cancel; under cancel_mu */
 	int64_t last_data_version;/* PRAGMA data_version last seen */

@@ -75,6 +75,17 @@ static void crash_hook(const char *point)
 		_exit(99); /* tests: die exactly here, as kill -9 would */
 }
 
+static void test_pause(const char *var)
+{
+	const char *ms = getenv(var);
+
+	if (ms) { /* tests: hold here, so a test can step in */
+		long v = strtol(ms, NULL, 10);
+		struct timespec ts = {v / 1000, (v % 1000) * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void emit_batch_events(struct pgsb *b, const struct batch *bt, int64_t started)
 {
 	uint64_t rows = 0;
@@ -131,12 +142,15 @@ static int commit_and_mark(struct pgsb *b, struct batch *bt, char *err, size_t c
 		return -1;
 	}
 	int rc = commit_remote(b, bt, err, cap);
+	test_pause("PGSQLITE_BRIDGE_TEST_PAUSE_BEFORE_MARK_MS");
 	/* Committed: the mark must follow before the stream moves on, or our
 	 * own rows could come back unrecognised.  A busy or locked file is
-	 * waited for (about 10 s) with the window held. */
+	 * waited for (about 10 s) with the window held, unless the bridge
+	 * stops: the in-flight record stays, and the next start settles it
+	 * (push_reconcile), as after a kill -9 here. */
 	for (int tries = 0; rc == 0 && push__mark_local(b, bt, err, cap) != 0; tries++) {
-		if (tries == 20) {
-			rc = -1; /* the in-flight record stays: the next start settles it */
+		if (tries == 20 || b->push.stopping) {
+			rc = -1;
 			break;
 		}
 		log_warn("%s; retrying", err);

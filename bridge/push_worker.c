@@ -213,6 +213,20 @@ void push_worker_request(struct pgsb *b)
 	unlock(w);
 }
 
+/* The push's SQLite connection waits for a busy file as long as the
+ * others (about 5 s), in short sleeps, and at most about 1 s once the
+ * bridge stops: a push blocked on the file never holds up SIGTERM. */
+static int busy_wait(void *arg, int count)
+{
+	struct pgsb *b = arg;
+	struct timespec ts = {0, 10 * 1000000L};
+
+	if (count >= (b->push.stopping ? 100 : 500))
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
+}
+
 int push_worker_start(struct pgsb *b, char *err, size_t cap)
 {
 	struct push_worker *w = calloc(1, sizeof *w);
@@ -227,6 +241,8 @@ int push_worker_start(struct pgsb *b, char *err, size_t cap)
 	w->wake.data = b;
 	ev_async_start(b->loop, &w->wake);
 	b->push.worker = w;
+	b->push.stopping = false;
+	sqlite3_busy_handler(sl_handle(b->push.db), busy_wait, b);
 	if (pthread_create(&w->thread, NULL, worker_main, b)) {
 		ev_async_stop(b->loop, &w->wake);
 		b->push.worker = NULL;
@@ -247,6 +263,7 @@ void push_worker_stop(struct pgsb *b)
 
 	if (!w)
 		return;
+	b->push.stopping = true;
 	for (;;) {
 		lock(w);
 		bool busy = w->busy;

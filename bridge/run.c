@@ -283,6 +283,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 	if (b->stop_requested && !b->stopping) {
 		log_info("stopping: finishing the transaction in hand");
 		b->stopping = true;
+		b->push.stopping = true; /* a push waiting on the file gives the window back */
 	}
 	switch (b->repl.state) {
 	case REPL_IDLE:

@@ -262,3 +262,39 @@ Test(push, a_local_commit_made_while_a_push_round_runs_is_pushed_after_it)
 	it_stop(&env, pid);
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "1|first\n2|during the round\n");
 }
+
+/* SIGTERM while the local mark of a committed push waits for a SQLite
+ * file another process holds: the bridge stops within the 5 s the stop
+ * promises, and the next start settles the push exactly once. */
+Test(push, sigterm_while_the_mark_waits_for_a_locked_file_stops_and_nothing_is_pushed_twice)
+{
+	it_setup(&env, "marklocked");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "CREATE TABLE audit (id int)");
+	it_sql(&env, "CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS "
+	             "$$BEGIN INSERT INTO audit VALUES (NEW.id); RETURN NEW; END$$");
+	it_sql(&env, "CREATE TRIGGER note AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION note()");
+	it_write_conf(&env, "realtime", NULL);
+	setenv("PGSQLITE_BRIDGE_TEST_PAUSE_BEFORE_MARK_MS", "3000", 1);
+	pid_t pid = it_run_online(&env);
+	unsetenv("PGSQLITE_BRIDGE_TEST_PAUSE_BEFORE_MARK_MS");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES (1, 'one'), (2, 'two')");
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t", 2, 15000), "%s", it_bridge_stderr(&env));
+	/* committed in Postgres, the mark not yet done: hold the file */
+	sqlite3 *holder = it_sqlite_open(&env);
+	cr_assert_eq(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	it_sleep_ms(4000); /* the pause is over: the mark waits for the file */
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 2, "marked already");
+	kill(pid, SIGTERM);
+	int rc = it_bridge_wait(pid, 8000);
+	cr_expect(rc == 0 || rc == 1, "exit %d: %s", rc, it_bridge_stderr(&env));
+	sqlite3_exec(holder, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(holder);
+	pid = it_run_online(&env);
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 15000),
+	          "%s", it_bridge_stderr(&env));
+	it_stop(&env, pid);
+	cr_assert_eq(it_sql_int(&env, "SELECT count(*) FROM audit"), 2, "a row inserted twice");
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id"),
+	                 it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"));
+}
