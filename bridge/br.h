@@ -199,6 +199,9 @@ void pgc_error_text(PGconn *c, char *err, size_t cap);
 /* A Postgres text-format value as the field wal2json would have sent:
  * booleans as true/false, bytea without its \x, numbers as numbers. */
 void pgc_text_field(struct dec_field *f, uint32_t typeoid, const char *text, size_t len);
+/* Row `row` of r as fields (f has room for PQnfields(r)), names and
+ * values pointing into r; with known, only the columns it lists. */
+size_t pgc_row_fields(PGresult *r, int row, const struct br_table *known, struct dec_field *f);
 
 /* stream.c: the replication protocol */
 int repl_start(struct pgsb *b, char *err, size_t cap);

@@ -98,48 +98,21 @@ static PGresult *read_row_by_key(struct pgsb *b, const struct br_table *t,
 	return r;
 }
 
-/* Writes row 0 of a Postgres result into SQLite (an upsert by key). */
-static int write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r,
-                        const struct dec_field *key, size_t nkey, struct sl_err *e)
-{
-	int nf = PQnfields(r);
-	struct dec_field *f = calloc((size_t)nf + 1, sizeof *f);
-	struct dec_record rec = {.action = DEC_INSERT, .pk = (struct dec_field *)key, .npk = nkey};
-
-	if (!f) {
-		snprintf(e->msg, sizeof e->msg, "out of memory");
-		return -1;
-	}
-	for (int j = 0; j < nf; j++) {
-		f[j].name = (struct dec_str){PQfname(r, j), strlen(PQfname(r, j))};
-		f[j].typeoid = PQftype(r, j);
-		if (PQgetisnull(r, 0, j))
-			f[j].kind = DEC_NULL;
-		else
-			pgc_text_field(&f[j], f[j].typeoid, PQgetvalue(r, 0, j), (size_t)PQgetlength(r, 0, j));
-	}
-	rec.schema = (struct dec_str){t->schema, strlen(t->schema)};
-	rec.table = (struct dec_str){t->name, strlen(t->name)};
-	rec.columns = f;
-	rec.ncolumns = (size_t)nf;
-	int rc = sl_apply(b->db, &rec, e);
-	free(f);
-	return rc;
-}
-
 /* The key as Postgres holds it: row 0 of r written, or (no row) the local
  * row at the key deleted. */
 static int write_or_delete(struct pgsb *b, const struct br_table *t, PGresult *r,
                            const struct dec_field *key, size_t nkey, struct sl_err *e)
 {
-	struct dec_record del = {.action = DEC_DELETE, .identity = (struct dec_field *)key,
-	                         .nidentity = nkey};
+	struct dec_field *f = calloc((size_t)PQnfields(r) + 1, sizeof *f);
 
-	if (PQntuples(r) == 1)
-		return write_pg_row(b, t, r, key, nkey, e);
-	del.schema = (struct dec_str){t->schema, strlen(t->schema)};
-	del.table = (struct dec_str){t->name, strlen(t->name)};
-	return sl_apply(b->db, &del, e);
+	if (!f) {
+		snprintf(e->msg, sizeof e->msg, "out of memory");
+		return -1;
+	}
+	size_t n = PQntuples(r) == 1 ? pgc_row_fields(r, 0, NULL, f) : 0;
+	int rc = sl_settle_key(b->db, t->schema, t->name, key, nkey, f, n, e);
+	free(f);
+	return rc;
 }
 
 /* A remote UPDATE that wins over local changes: wal2json leaves out

@@ -406,3 +406,25 @@ void pgc_text_field(struct dec_field *f, uint32_t typeoid, const char *text, siz
 		f->kind = DEC_NUMBER;
 	}
 }
+
+size_t pgc_row_fields(PGresult *r, int row, const struct br_table *known, struct dec_field *f)
+{
+	size_t n = 0;
+
+	for (int j = 0; j < PQnfields(r); j++) {
+		const char *name = PQfname(r, j);
+		bool listed = !known;
+		for (size_t i = 0; known && i < known->npgcols && !listed; i++)
+			listed = strcmp(known->pgcols[i].name, name) == 0;
+		if (!listed)
+			continue; /* the push's own bookkeeping columns */
+		f[n].name = (struct dec_str){name, strlen(name)};
+		f[n].typeoid = PQftype(r, j);
+		if (PQgetisnull(r, row, j))
+			f[n].kind = DEC_NULL;
+		else
+			pgc_text_field(&f[n], f[n].typeoid, PQgetvalue(r, row, j), (size_t)PQgetlength(r, row, j));
+		n++;
+	}
+	return n;
+}

@@ -111,9 +111,10 @@ bool push__is_conflict(const struct entry *e);
 int push__mark_local(struct pgsb *b, struct batch *bt, char *err, size_t cap);
 int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap);
 PGresult *push__fetch_remote(struct pgsb *b, const struct entry *e);
-int push__write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, int row,
-                       struct sl_err *e);
-int push__delete_local(struct pgsb *b, const struct br_table *t, const char *key, struct sl_err *e);
+/* The key as Postgres holds it: row `row` of r written into SQLite, or (r
+ * NULL, or no such row) the local row at key (a JSON image) deleted. */
+int push__settle_key(struct pgsb *b, const struct br_table *t, PGresult *r, int row, const char *key,
+                     struct sl_err *e);
 bool push__local_pending(struct pgsb *b, const struct br_table *t, const char *key);
 int push__track(struct pgsb *b, const char *local, const char *key, uint64_t lsn);
 uint64_t push__origin_commit_lsn(struct pgsb *b);

@@ -165,58 +165,27 @@ int push__resolve_conflicts(struct pgsb *b, struct batch *bt, char *err, size_t 
 
 /* ---- the local mark ---- */
 
-/* Writes one row of a Postgres result into SQLite (upsert). */
-int push__write_pg_row(struct pgsb *b, const struct br_table *t, PGresult *r, int row,
-                       struct sl_err *e)
+/* The key as Postgres holds it, in the push's SQLite connection: row
+ * `row` of r written (an upsert), or (r NULL, or no such row) the local
+ * row at key, a JSON image, deleted. */
+int push__settle_key(struct pgsb *b, const struct br_table *t, PGresult *r, int row, const char *key,
+                     struct sl_err *e)
 {
-	int nf = PQnfields(r), n = 0, npk = 0;
-	struct dec_field *f = calloc((size_t)nf + 1, sizeof *f), *pk = calloc((size_t)nf + 1, sizeof *pk);
-	struct dec_record rec = {.action = DEC_INSERT};
-	int rc = -1;
+	struct dec_field *kf = NULL, *f = NULL;
+	size_t nk = 0, n = 0;
+	bool has = r && row >= 0 && row < PQntuples(r);
 
-	if (f && pk) {
-		for (int j = 0; j < nf; j++) {
-			const char *name = PQfname(r, j);
-			const struct sl_column *c = push__pgcol(t, name, strlen(name));
-			if (!c)
-				continue; /* our commit-time column */
-			f[n].name = (struct dec_str){name, strlen(name)};
-			f[n].typeoid = PQftype(r, j);
-			if (PQgetisnull(r, row, j))
-				f[n].kind = DEC_NULL;
-			else
-				pgc_text_field(&f[n], f[n].typeoid, PQgetvalue(r, row, j),
-				               (size_t)PQgetlength(r, row, j));
-			if (c->pk_pos > 0)
-				pk[npk++] = f[n];
-			n++;
-		}
-		rec.schema = (struct dec_str){t->schema, strlen(t->schema)};
-		rec.table = (struct dec_str){t->name, strlen(t->name)};
-		rec.columns = f;
-		rec.ncolumns = (size_t)n;
-		rec.pk = pk;
-		rec.npk = (size_t)npk;
-		rc = sl_apply(b->push.db, &rec, e);
-	}
-	free(f);
-	free(pk);
-	return rc;
-}
-
-int push__delete_local(struct pgsb *b, const struct br_table *t, const char *key, struct sl_err *e)
-{
-	struct dec_field *f;
-	size_t n;
-	struct dec_record rec = {.action = DEC_DELETE};
-
-	if (push__parse_image(&b->push.key_dec, key, &f, &n))
+	if (!has && push__parse_image(&b->push.key_dec, key, &kf, &nk))
 		return -1;
-	rec.schema = (struct dec_str){t->schema, strlen(t->schema)};
-	rec.table = (struct dec_str){t->name, strlen(t->name)};
-	rec.identity = f;
-	rec.nidentity = n;
-	return sl_apply(b->push.db, &rec, e);
+	if (has && !(f = calloc((size_t)PQnfields(r) + 1, sizeof *f))) {
+		snprintf(e->msg, sizeof e->msg, "out of memory");
+		return -1;
+	}
+	if (has)
+		n = pgc_row_fields(r, row, t, f); /* without our commit-time column */
+	int rc = sl_settle_key(b->push.db, t->schema, t->name, kf, nk, f, n, e);
+	free(f);
+	return rc;
 }
 
 /* A statement prepared once and kept; reset and cleared for reuse. */
@@ -296,8 +265,7 @@ static int settle_new_key(struct pgsb *b, const struct entry *e, struct sl_err *
 	int rc = 0;
 
 	if (key && !push__local_pending(b, e->t, key))
-		rc = PQntuples(e->moved) == 1 ? push__write_pg_row(b, e->t, e->moved, 0, err)
-		                              : push__delete_local(b, e->t, e->final, err);
+		rc = push__settle_key(b, e->t, e->moved, 0, e->final, err);
 	free(key);
 	return rc;
 }
@@ -317,13 +285,12 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 	if (push__local_pending(b, e->t, e->key))
 		return 0;
 	if (e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH || (e->outcome == OUT_NOTHING && e->remote))
-		return PQntuples(e->remote) == 1 ? push__write_pg_row(b, e->t, e->remote, 0, err)
-		                                 : push__delete_local(b, e->t, e->key, err);
+		return push__settle_key(b, e->t, e->remote, 0, e->key, err);
 	if (e->outcome == OUT_LOCAL && !e->final)
-		return push__delete_local(b, e->t, e->key, err);
+		return push__settle_key(b, e->t, NULL, 0, e->key, err);
 	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 || (e->outcome == OUT_PUSHED && e->op == 'D'))
 		return 0;
-	return push__write_pg_row(b, e->t, e->res, e->row, err);
+	return push__settle_key(b, e->t, e->res, e->row, e->key, err);
 }
 
 /* The pk JSON (the triggers' form) of the row's final image (malloc'd). */
@@ -535,8 +502,7 @@ static int restore_new_key(struct pgsb *b, const struct br_table *t, const struc
 	int rc = 0;
 
 	if (key && !push__local_pending(b, t, key))
-		rc = PQntuples(at_new) == 1 ? push__write_pg_row(b, t, at_new, 0, e)
-		                            : push__delete_local(b, t, c->new_row, e);
+		rc = push__settle_key(b, t, at_new, 0, c->new_row, e);
 	free(key);
 	return rc;
 }
@@ -575,8 +541,7 @@ int push__reject_first(struct pgsb *b, const char *why, char *err, size_t cap)
 	if (remote && sl_begin(b->push.db, &e) == 0 &&
 	    sl_changes_delete_in(b->push.db, c->seq - 1, c->seq, NULL, &e) == 0 &&
 	    (push__local_pending(b, t, c->pk) ||
-	     (PQntuples(remote) == 1 ? push__write_pg_row(b, t, remote, 0, &e)
-	                             : push__delete_local(b, t, c->pk, &e)) == 0) &&
+	     push__settle_key(b, t, remote, 0, c->pk, &e) == 0) &&
 	    restore_new_key(b, t, c, moved, &e) == 0 &&
 	    sl_conflict_record(b->push.db, c->table, c->pk, c->new_row, remote_json,
 	                       cfg_conflict_name(t->conflict), resolution, false, &e) == 0 &&

@@ -106,8 +106,7 @@ static int write_rows(struct pgsb *b, struct sl_change *ch, size_t n, int64_t up
 		if (!t || !rows[i])
 			continue;
 		int rc = push__local_pending(b, t, ch[i].pk) ? 0
-		         : PQntuples(rows[i]) == 1 ? push__write_pg_row(b, t, rows[i], 0, e)
-		                                   : push__delete_local(b, t, ch[i].pk, e);
+		         : push__settle_key(b, t, rows[i], 0, ch[i].pk, e);
 		/* Tracked always (present or absent, later local changes or not):
 		 * an older remote change must not overwrite it, and when the slot
 		 * does not filter our origin, the push itself (a delete too) comes

@@ -214,6 +214,14 @@ char *sl_key_json(struct sl_db *db, const char *local_table, const struct dec_fi
 char *sl_row_json(struct sl_db *db, const char *local_table, const struct dec_field *key,
                   size_t nkey, struct sl_err *err);
 
+/* The key as Postgres holds it: row (ncols columns, Postgres's names)
+ * written, an upsert by the table's key; or, with no columns, the local
+ * row at key deleted (key: fields named for the key columns; others are
+ * ignored).  schema and table name the Postgres table.  0 or -1. */
+int sl_settle_key(struct sl_db *db, const char *schema, const char *table, const struct dec_field *key,
+                  size_t nkey, const struct dec_field *row, size_t ncols, struct sl_err *err)
+	__attribute__((warn_unused_result));
+
 /* A remote TRUNCATE committed at end LSN lsn: every row of the table goes
  * except those whose key _pgsqlite_pushed tracks at lsn or later (our own
  * push wrote them after the truncate; Postgres has them).  Call inside

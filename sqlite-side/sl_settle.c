@@ -1,6 +1,7 @@
 /* sl_settle.c: what the merge point writes into SQLite when Postgres's
- * version stands: a remote TRUNCATE that keeps the rows our own push wrote
- * after it. */
+ * version stands: a key set to the row Postgres holds there (or cleared
+ * when it holds none), and a remote TRUNCATE that keeps the rows our own
+ * push wrote after it. */
 #include <stdio.h>
 #include <string.h>
 
@@ -35,4 +36,21 @@ int sl_truncate_except_pushed(struct sl_db *db, const char *table, uint64_t lsn,
 	sqlite3_finalize(st);
 	sl_buf_free(&b);
 	return rc == SQLITE_DONE ? 0 : sl_fail_db(db, err, "cannot truncate table", table);
+}
+
+int sl_settle_key(struct sl_db *db, const char *schema, const char *table, const struct dec_field *key,
+                  size_t nkey, const struct dec_field *row, size_t ncols, struct sl_err *err)
+{
+	struct dec_record rec = {.schema = {schema, strlen(schema)}, .table = {table, strlen(table)}};
+
+	if (ncols) {
+		rec.action = DEC_INSERT; /* an upsert by the table's key */
+		rec.columns = (struct dec_field *)row;
+		rec.ncolumns = ncols;
+	} else {
+		rec.action = DEC_DELETE;
+		rec.identity = (struct dec_field *)key;
+		rec.nidentity = nkey;
+	}
+	return sl_apply(db, &rec, err);
 }
