@@ -3,8 +3,10 @@
  * wake-up confirmed with PRAGMA data_version, which moves only when
  * another connection commits.  The tick timer calls tail_changed() as a
  * bounded fallback.  While a push round runs, its own writes to the file
- * would wake us for every page: wake-ups then only leave a note, read
- * when the round ends (the round itself reads the log to its end). */
+ * would wake us for every page: the first wake-up of a round stops the
+ * watcher (the kernel coalesces the events meanwhile), and the end of the
+ * round drains them, starts it again and checks once (the round itself
+ * reads the log to its end). */
 #include <libgen.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,22 +61,29 @@ static bool ours(struct pgsb *b, const struct inotify_event *ev)
 	       (ev->name[n] == '\0' || strcmp(ev->name + n, "-wal") == 0);
 }
 
-static void on_inotify(struct ev_loop *loop, ev_io *w, int revents)
+/* Reads every queued event; true when one is about our file. */
+static bool drain(struct pgsb *b, int fd)
 {
-	struct pgsb *b = w->data;
 	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool relevant = false;
 	ssize_t n;
 
-	(void)loop;
-	(void)revents;
-	while ((n = read(w->fd, buf, sizeof buf)) > 0)
+	while ((n = read(fd, buf, sizeof buf)) > 0)
 		for (char *p = buf; p < buf + n; p += sizeof(struct inotify_event) + ((struct inotify_event *)p)->len)
 			relevant |= ours(b, (const struct inotify_event *)p);
-	if (!relevant)
+	return relevant;
+}
+
+static void on_inotify(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct pgsb *b = w->data;
+
+	(void)revents;
+	if (!drain(b, w->fd))
 		return;
 	if (push_worker_busy(b)) {
 		b->push.seen_while_busy = true;
+		ev_io_stop(loop, w);
 		return;
 	}
 	if (tail_changed(b)) {
@@ -90,6 +99,10 @@ void tail_after_push(struct pgsb *b)
 	if (!b->push.seen_while_busy || push_worker_busy(b))
 		return;
 	b->push.seen_while_busy = false;
+	if (b->push.inotify_fd >= 0 && !ev_is_active(&b->push.watch)) {
+		drain(b, b->push.inotify_fd);
+		ev_io_start(b->loop, &b->push.watch);
+	}
 	if (tail_changed(b)) {
 		run_local_commit_seen(b);
 		return;
