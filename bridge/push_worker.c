@@ -78,6 +78,21 @@ void push_window_leave(struct pgsb *b)
 	ev_async_send(b->loop, &w->wake);
 }
 
+/* The push's commits leave the WAL to grow to ROUND_WAL_PAGES before they
+ * copy it back into the file themselves: the copying waits for the end of
+ * a round, after Postgres has the changes (a checkpoint per batch used to
+ * be most of a batch's local mark).  The other connections keep SQLite's
+ * default and may copy it sooner. */
+#define ROUND_WAL_PAGES 16384
+
+static void checkpoint(struct pgsb *b)
+{
+	int rc = sqlite3_wal_checkpoint_v2(sl_handle(b->push.db), NULL, SQLITE_CHECKPOINT_PASSIVE,
+	                                   NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_debug("push: checkpoint: %s", sqlite3_errmsg(sl_handle(b->push.db)));
+}
+
 static void *worker_main(void *arg)
 {
 	struct pgsb *b = arg;
@@ -95,6 +110,7 @@ static void *worker_main(void *arg)
 		unlock(w);
 		err[0] = '\0';
 		int rc = push_pending(b, PUSH_ROUND_BATCHES, err, sizeof err);
+		checkpoint(b);
 		lock(w);
 		w->busy = false;
 		w->result = rc;
@@ -243,6 +259,7 @@ int push_worker_start(struct pgsb *b, char *err, size_t cap)
 	b->push.worker = w;
 	b->push.stopping = false;
 	sqlite3_busy_handler(sl_handle(b->push.db), busy_wait, b);
+	sqlite3_wal_autocheckpoint(sl_handle(b->push.db), ROUND_WAL_PAGES);
 	if (pthread_create(&w->thread, NULL, worker_main, b)) {
 		ev_async_stop(b->loop, &w->wake);
 		b->push.worker = NULL;
