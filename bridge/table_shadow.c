@@ -326,8 +326,9 @@ int shadow_swap(struct pgsb *b, const struct br_table *t, char *err, size_t cap)
 	return rc ? -1 : 0;
 }
 
-/* A leftover shadow or old table, removed a batch at a time.  1 more to
- * do, 0 none left, -1 on failure.  Inside the pull's transaction. */
+/* A leftover shadow or old table, removed a batch at a time, in the
+ * pull's transaction (opened only when there is one).  1 more to do, 0
+ * none left, -1 on failure. */
 int shadow_clean_step(struct pgsb *b, char *err, size_t cap)
 {
 	sqlite3_stmt *st = NULL;
@@ -344,7 +345,11 @@ int shadow_clean_step(struct pgsb *b, char *err, size_t cap)
 		name = strdup((const char *)sqlite3_column_text(st, 0));
 	sqlite3_finalize(st);
 	if (!name)
-		return 0;
+		return 0; /* no write transaction opened */
+	if (pull_ensure_batch(b, err, cap)) {
+		free(name);
+		return -1;
+	}
 	char *del = NULL, *drop = NULL;
 	size_t dlen = 0, plen = 0;
 	FILE *m = open_memstream(&del, &dlen), *d = open_memstream(&drop, &plen);

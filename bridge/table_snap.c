@@ -362,7 +362,7 @@ static double step(struct pgsb *b, struct tsnap *s, char *err, size_t cap)
 
 	if (!s->t) {
 		/* a swapped-out table, or a shadow a copy left, goes first */
-		if (pull_ensure_batch(b, err, cap) || (rc = shadow_clean_step(b, err, cap)) < 0)
+		if ((rc = shadow_clean_step(b, err, cap)) < 0)
 			return -1;
 		if (rc > 0)
 			return YIELD_S;
@@ -429,8 +429,11 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 		schedule(s, next);
 		return;
 	}
-	if (next == -2)
-		return;
+	if (next == -2) { /* idle: no write transaction stays open */
+		if (pull_commit_batch(b, err, sizeof err) == 0)
+			return;
+		next = -1;
+	}
 	char msg[1400];
 	snprintf(msg, sizeof msg, "online snapshot of \"%.256s\" failed, to be started again: %.1023s",
 	         s->t ? s->t->local : "?", err);
