@@ -73,6 +73,8 @@ struct push {
 	uint64_t rows;            /* rows pushed by this process (summary) */
 	uint64_t conflicts;
 	_Atomic int64_t pushed_rows_tracked; /* rows in _pgsqlite_pushed (0: skip the pull-side check) */
+	_Atomic int64_t inflight_seq; /* the batch in flight holds changes up to this seq (0: none):
+	                                 the pull leaves their rows for the push to settle */
 	bool commit_ts;           /* track_commit_timestamp is on: remote commit times known */
 	sqlite3_stmt *st_pending; /* cached: a later local change for a row? */
 	sqlite3_stmt *st_track;   /* cached: remember a pushed row's commit LSN */

@@ -1,10 +1,11 @@
 /* merge.c: the merge point as the pull meets it.  For each remote change
  * the row's state decides: agreed (apply it), pending local (the strategy
  * settles it here, or leaves the local version for the push to settle
- * against Postgres), or pushed but not yet seen (our push wrote a newer
- * version: skip it).  The fourth state, remote newer, is what the push
- * finds when its guarded statement misses; conflict.c decides it there by
- * the same strategy.  A remote TRUNCATE keeps rows with unpushed changes. */
+ * against Postgres), in the push's batch in flight (that push settles it:
+ * its statements may already be in Postgres), or pushed but not yet seen
+ * (our push wrote a newer version: skip it).  One more state, remote
+ * newer, is what the push finds when its guarded statement misses;
+ * conflict.c decides it there by the same strategy.  A remote TRUNCATE keeps rows with unpushed changes. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,13 +431,14 @@ static int row_state(struct pgsb *b, const struct br_table *t, const struct dec_
 			return 0;
 		}
 	}
-	int pending = sl_pending_for_row(b->db, t->local, key, nkey, NULL, &e);
+	int64_t seq = 0, inflight = atomic_load(&b->push.inflight_seq);
+	int pending = sl_pending_for_row(b->db, t->local, key, nkey, &seq, &e);
 	if (pending < 0) {
 		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
 		return -1;
 	}
 	if (pending)
-		*state = pending == 2 ? MERGE_MOVE_TARGET : MERGE_PENDING_LOCAL;
+		*state = pending == 2 ? MERGE_MOVE_TARGET : seq <= inflight ? MERGE_PUSHING : MERGE_PENDING_LOCAL;
 	return 0;
 }
 
@@ -445,7 +447,7 @@ static void trace_state(struct pgsb *b, const struct br_table *t, const struct d
                         const struct dec_field *key, size_t nkey, enum merge_state state)
 {
 	static const char *const names[] = {"agreed", "pending local", "move target", "pushed unseen",
-	                                    "remote newer"};
+	                                    "remote newer", "pushing"};
 	if (!log_enabled(LOG_DEBUG))
 		return;
 	char *pk = sl_key_json(b->db, t->local, key, nkey, &(struct sl_err){0});
@@ -480,7 +482,9 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 			return refresh_new_key(b, t, rec, key, nkey, err, cap);
 		return 0;
 	case MERGE_PENDING_LOCAL:
-		if (settle_on_pull(b, t, rec, key, nkey, apply, err, cap))
+	case MERGE_PUSHING: /* the push in flight settles it against Postgres */
+		*apply = false;
+		if (state == MERGE_PENDING_LOCAL && settle_on_pull(b, t, rec, key, nkey, apply, err, cap))
 			return -1;
 		/* A remote key move whose old key stays local (for the push to
 		 * settle): the row at its new key still comes from Postgres. */

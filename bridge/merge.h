@@ -15,6 +15,9 @@ enum merge_state {
 	                        left for that push to settle against Postgres */
 	MERGE_PUSHED_UNSEEN, /* our push wrote a newer version (or this is it coming back) */
 	MERGE_REMOTE_NEWER,  /* push side: its guard missed; conflict_decide settles it */
+	MERGE_PUSHING,       /* unpushed local changes in the push's batch in flight: its
+	                        statements may already be in Postgres, so that push settles
+	                        them against Postgres, not the pull */
 };
 
 /* Should this remote change reach SQLite as it is?  *apply false: it was

@@ -178,6 +178,9 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 		push__batch_free(&bt);
 		return 0;
 	}
+	/* From here until the mark, the pull leaves these changes' rows to
+	 * this push: their statements may already be in Postgres. */
+	atomic_store(&b->push.inflight_seq, bt.ch[bt.nch - 1].seq);
 	int64_t t[5] = {br_now_us()}; /* read, folded, sent, resolved, committed and marked */
 	if (push__fold(b, &bt) == 0 && push__refresh_columns(b, &bt, err, cap) == 0 && (t[1] = br_now_us()) &&
 	    push__pipeline_batch(b, &bt, err, cap) == 0 && (t[2] = br_now_us()) &&
@@ -193,6 +196,7 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 	} else if (!err[0]) {
 		snprintf(err, cap, "push failed");
 	}
+	atomic_store(&b->push.inflight_seq, 0);
 	if (rc < 0 && bt.nch == 1)
 		b->push.failed_seq = bt.ch[0].seq; /* the one a rejection sets aside */
 	push__batch_free(&bt);

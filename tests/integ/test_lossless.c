@@ -549,3 +549,38 @@ Test(lossless, a_losing_key_move_clears_its_new_key_while_the_old_key_waits)
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "k3|new\n");
 	assert_equal_tables(&env, "id, v", "t");
 }
+
+/* A remote insert and delete of k9 arrive while our push of a local
+ * insert at k9 waits on a lock (its batch is in flight): the pull leaves
+ * k9 to the push, which runs after them and settles it against Postgres,
+ * instead of settling it too (keep-both) and deleting the row the push
+ * then writes to Postgres. */
+Test(lossless, a_row_in_the_push_in_flight_is_settled_by_the_push_not_the_pull)
+{
+	it_setup(&env, "inflight");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('a', 'pg')");
+	it_write_conf(&env, "realtime", "conflict = keep-both\n");
+	pid_t pid = it_run_online(&env);
+	PGconn *locker = PQconnectdb(env.conninfo);
+	cr_assert_eq(PQstatus(locker), CONNECTION_OK);
+	PQclear(PQexec(locker, "BEGIN"));
+	PQclear(PQexec(locker, "UPDATE t SET v = 'lock' WHERE id = 'a'"));
+	it_sqlite_exec(&env, "BEGIN; UPDATE t SET v = 'local-a' WHERE id = 'a';"
+	                     " INSERT INTO t VALUES ('k9', 'local'); COMMIT");
+	cr_assert(it_wait_pg_int(&env, "SELECT (count(*) > 0)::int FROM pg_locks l JOIN pg_stat_activity a "
+	                         "USING (pid) WHERE NOT l.granted AND l.locktype = 'transactionid' "
+	                         "AND a.datname = current_database()", 1, 20000), "the push did not wait for row a");
+	it_sql(&env, "INSERT INTO t VALUES ('k9', 'remote')");
+	it_sql(&env, "DELETE FROM t WHERE id = 'k9'");
+	it_sql(&env, "INSERT INTO t VALUES ('m', 'marker')");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 'm'", 1, 20000), "%s",
+	          it_bridge_stderr(&env));
+	PQclear(PQexec(locker, "ROLLBACK"));
+	PQfinish(locker);
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t WHERE id = 'a' AND v = 'local-a'", 1, 20000), "%s",
+	          it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 20000));
+	it_stop(&env, pid);
+	assert_equal_tables(&env, "id, v", "t");
+}
