@@ -255,6 +255,16 @@ static bool returned_as_sent(struct pgsb *b, const struct entry *e)
 
 static char *final_key_json(struct pgsb *b, const struct entry *e);
 
+/* Is a later local change pending at the key the entry moved its row to? */
+static bool new_key_pending(struct pgsb *b, const struct entry *e)
+{
+	char *key = final_key_json(b, e);
+	bool pending = !key || push__local_pending(b, e->t, key);
+
+	free(key);
+	return pending;
+}
+
 /* A local key move that lost: its new key gets what Postgres holds there
  * (most often nothing), unless a later local change is pending for that
  * key.  The old key is settled apart: a later change pending there (a new
@@ -290,6 +300,8 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 		return push__settle_key(b, e->t, NULL, 0, e->key, err);
 	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 || (e->outcome == OUT_PUSHED && e->op == 'D'))
 		return 0;
+	if (e->final && push__key_moved(b, e->t, e->base, e->final) && new_key_pending(b, e))
+		return 0; /* the row moved: a later change waits at its new key */
 	return push__settle_key(b, e->t, e->res, e->row, e->key, err);
 }
 

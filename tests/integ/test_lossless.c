@@ -584,3 +584,22 @@ Test(lossless, a_row_in_the_push_in_flight_is_settled_by_the_push_not_the_pull)
 	it_stop(&env, pid);
 	assert_equal_tables(&env, "id, v", "t");
 }
+
+/* A local key move k8 -> k5 that wins a conflict (local-wins), then a
+ * local delete of k5 still waiting: the move's mark must not write the
+ * moved row back at k5, where the delete is pending. */
+Test(lossless, a_winning_key_move_is_not_written_back_over_a_later_delete_of_its_new_key)
+{
+	char out[4096];
+	it_setup(&env, "movethendelete");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k8', 'base')");
+	it_write_conf(&env, "manual", "conflict = local-wins\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET id = 'k5', v = 'moved' WHERE id = 'k8'");
+	it_sqlite_exec(&env, "DELETE FROM t WHERE id = 'k5'");
+	it_sql(&env, "UPDATE t SET v = 'pg' WHERE id = 'k8'");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT count(*) FROM t"), "0\n");
+	assert_equal_tables(&env, "id, v", "t");
+}
