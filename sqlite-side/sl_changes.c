@@ -9,9 +9,12 @@
 static const char *const own_sql[SLC_NSTMT] = {
 	[SLC_ANY] = "SELECT 1 FROM _pgsqlite_changes LIMIT 1",
 	/* one index each: with an OR the planner scans the table's changes */
-	[SLC_FIND] = "SELECT seq, at_pk FROM (SELECT seq, 1 AS at_pk FROM _pgsqlite_changes"
-	             " WHERE table_name = ?1 AND pk = ?2 UNION ALL SELECT seq, 0 FROM _pgsqlite_changes"
-	             " WHERE table_name = ?1 AND new_pk = ?2) ORDER BY at_pk DESC, seq LIMIT 1",
+	/* Two probes, each along its index in seq order: no sorter, so no
+	 * temporary b-tree is built and freed for every pulled row. */
+	[SLC_FIND] = "SELECT seq FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2"
+	             " ORDER BY seq LIMIT 1",
+	[SLC_FIND_MOVED] = "SELECT seq FROM _pgsqlite_changes WHERE table_name = ?1 AND new_pk = ?2"
+	                   " ORDER BY seq LIMIT 1",
 	[SLC_DROP] = "DELETE FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2",
 	[SLC_READ] = "SELECT seq, table_name, op, pk, new_row, old_row, changed_at"
 	             " FROM _pgsqlite_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",

@@ -54,7 +54,7 @@ struct sl_stmt {
 };
 
 /* The change log's own statements, prepared on first use (sl_changes.c). */
-enum { SLC_ANY, SLC_FIND, SLC_DROP, SLC_READ, SLC_TRIM, SLC_CONFLICT, SLC_NSTMT };
+enum { SLC_ANY, SLC_FIND, SLC_FIND_MOVED, SLC_DROP, SLC_READ, SLC_TRIM, SLC_CONFLICT, SLC_NSTMT };
 
 /* One value to bind: the record's field and the local column's kind. */
 struct sl_bindv {

@@ -142,23 +142,16 @@ char *sl_key_json(struct sl_db *db, const char *local_table, const struct dec_fi
 	return s;
 }
 
-/* Runs change-log statement which (SLC_FIND or SLC_DROP) on the table's
- * entries with the key's pk JSON.  SLC_FIND: 1 found (seq in *seq), 0 not;
- * SLC_DROP: rows deleted.  0 too for an empty log or a missing table. */
-static int log_by_key(struct sl_db *db, int which, const char *table,
-                      const struct dec_field *key, size_t nkey, int64_t *seq,
-                      struct sl_err *err)
+/* Runs change-log statement which (SLC_FIND, SLC_FIND_MOVED or SLC_DROP)
+ * with the table and the key's pk JSON k.  Finds: 1 found (seq in *seq),
+ * 0 not; SLC_DROP: rows deleted. */
+static int log_stmt_run(struct sl_db *db, int which, const char *table, sqlite3_stmt *k,
+                        int64_t *seq, struct sl_err *err)
 {
-	struct sl_table *t;
-	sqlite3_stmt *st, *k;
-	int r = sl__log_empty(db, err), rc;
+	sqlite3_stmt *st = sl__log_stmt(db, which, err);
+	int r, rc;
 
-	if (r)
-		return r > 0 ? 0 : -1;
-	r = key_table(db, table, &t, err);
-	if (r <= 0)
-		return r;
-	if (!(st = sl__log_stmt(db, which, err)) || !(k = key_step(db, t, key, nkey, err)))
+	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
 	sqlite3_bind_value(st, 2, sqlite3_column_value(k, 0));
@@ -166,12 +159,38 @@ static int log_by_key(struct sl_db *db, int which, const char *table,
 	if (rc == SQLITE_ROW && seq)
 		*seq = sqlite3_column_int64(st, 0);
 	if (rc == SQLITE_ROW)
-		r = which == SLC_FIND && !sqlite3_column_int(st, 1) ? 2 : 1;
+		r = 1;
 	else if (rc == SQLITE_DONE)
 		r = which == SLC_DROP ? sqlite3_changes(db->h) : 0;
 	else
 		r = sl_fail_db(db, err, "cannot look a row up in the change log of table", table);
 	sl__stmt_done(st);
+	return r;
+}
+
+/* SLC_FIND: 1 a change of the row itself (the first in *seq), 2 only a
+ * change that moved another row onto its key, 0 none; SLC_DROP: rows
+ * deleted.  0 too for an empty log or a missing table. */
+static int log_by_key(struct sl_db *db, int which, const char *table,
+                      const struct dec_field *key, size_t nkey, int64_t *seq,
+                      struct sl_err *err)
+{
+	struct sl_table *t;
+	sqlite3_stmt *k;
+	int r = sl__log_empty(db, err);
+
+	if (r)
+		return r > 0 ? 0 : -1;
+	r = key_table(db, table, &t, err);
+	if (r <= 0)
+		return r;
+	if (!(k = key_step(db, t, key, nkey, err)))
+		return -1;
+	r = log_stmt_run(db, which, table, k, seq, err);
+	if (r == 0 && which == SLC_FIND) {
+		r = log_stmt_run(db, SLC_FIND_MOVED, table, k, seq, err);
+		r = r > 0 ? 2 : r;
+	}
 	sl__stmt_done(k);
 	return r;
 }
