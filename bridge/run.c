@@ -11,7 +11,9 @@
 #include "log.h"
 
 #define TICK_SECONDS 0.1
-#define FEEDBACK_US 10000000LL    /* standby status update at least this often */
+#define FEEDBACK_US 2000000LL     /* standby status update at least this often: well
+                                      inside any wal_sender_timeout (default 60 s; 10 s in
+                                      the tests), even while a large transaction drains */
 #define REPLY_REQ_US 200000LL     /* with a target: ask for a keepalive this often */
 #define HEARTBEAT_US 60000000LL   /* idle this long: emit a heartbeat message */
 #define BACKOFF_MIN_MS 250

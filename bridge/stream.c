@@ -498,7 +498,7 @@ static void drain(struct pgsb *b)
 	if (rc > 0) {
 		/* Let timers and signals run, then continue. */
 		ev_idle_start(b->loop, &b->repl.more);
-		if (br_now_us() - b->repl.last_feedback_us > 5000000)
+		if (br_now_us() - b->repl.last_feedback_us > 2000000)
 			repl_send_feedback(b, false);
 		return;
 	}
