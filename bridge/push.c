@@ -34,18 +34,13 @@ void push__note_sqlstate(struct pgsb *b, const PGresult *r)
 
 /* ---- the commit ---- */
 
-/* The end LSN of our last commit under the origin: what the stream would
- * call the push's nextlsn. */
-static uint64_t origin_status(struct pgsb *b, const char *column_sql)
+#define ORIGIN_STATUS(column) \
+	"SELECT " column "::text FROM pg_replication_origin_status s " \
+	"JOIN pg_replication_origin o ON o.roident = s.local_id WHERE o.roname = $1"
+
+/* The LSN a one-row ORIGIN_STATUS result holds (0: none). */
+static uint64_t lsn_of(const PGresult *r)
 {
-	const char *params[1] = {b->cfg->slot};
-	char *sql = NULL;
-	if (asprintf(&sql, "SELECT %s::text FROM pg_replication_origin_status s "
-	             "JOIN pg_replication_origin o ON o.roident = s.local_id WHERE o.roname = $1",
-	             column_sql) < 0)
-		return 0;
-	PGresult *r = PQexecParams(b->push.conn, sql, 1, NULL, params, NULL, NULL, 0);
-	free(sql);
 	uint64_t lsn = 0;
 
 	if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0)) {
@@ -53,18 +48,29 @@ static uint64_t origin_status(struct pgsb *b, const char *column_sql)
 		if (dec_parse_lsn(t, strlen(t), &lsn))
 			lsn = 0;
 	}
+	return lsn;
+}
+
+static uint64_t origin_status(struct pgsb *b, const char *sql)
+{
+	const char *params[1] = {b->cfg->slot};
+	PGresult *r = PQexecParams(b->push.conn, sql, 1, NULL, params, NULL, NULL, 0);
+	uint64_t lsn = lsn_of(r);
+
 	PQclear(r);
 	return lsn;
 }
 
+/* The end LSN of our last commit under the origin: what the stream would
+ * call the push's nextlsn. */
 uint64_t push__origin_commit_lsn(struct pgsb *b)
 {
-	return origin_status(b, "local_lsn");
+	return origin_status(b, ORIGIN_STATUS("local_lsn"));
 }
 
 uint64_t push__origin_progress(struct pgsb *b)
 {
-	return origin_status(b, "remote_lsn");
+	return origin_status(b, ORIGIN_STATUS("remote_lsn"));
 }
 
 static void crash_hook(const char *point)
@@ -114,21 +120,29 @@ static int commit_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap
 	if (push__inflight_set(b, bt, err, cap))
 		return -1;
 	crash_hook("before-push-commit");
-	PGresult *r = PQexec(b->push.conn, "COMMIT");
-	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0;
+	/* COMMIT and the commit's end LSN, in one round trip */
+	const char *params[1] = {b->cfg->slot};
+	const struct push_stmt s[2] = {{"COMMIT", 0, NULL}, {ORIGIN_STATUS("local_lsn"), 1, params}};
+	PGresult *r[2];
+	push__pipelined(b->push.conn, s, 2, r);
+	bool ok = PQresultStatus(r[0]) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r[0]), "COMMIT") == 0;
 	if (!ok) {
-		if (PQresultStatus(r) == PGRES_COMMAND_OK)
+		if (PQresultStatus(r[0]) == PGRES_COMMAND_OK)
 			snprintf(err, cap, "Postgres rolled the push back");
 		else
-			pgc_error_text(b->push.conn, err, cap);
-		push__note_sqlstate(b, r);
-		if (PQstatus(b->push.conn) == CONNECTION_OK)
+			push__pipelined_error(b->push.conn, r, 1, err, cap);
+		push__note_sqlstate(b, r[0]);
+		if (r[0] && PQstatus(b->push.conn) == CONNECTION_OK)
 			push__inflight_clear(b); /* an answer: it did not commit */
+	} else {
+		bt->commit_lsn = lsn_of(r[1]);
+		if (!bt->commit_lsn) /* the second answer lost: ask again */
+			bt->commit_lsn = push__origin_commit_lsn(b);
 	}
-	PQclear(r);
+	PQclear(r[0]);
+	PQclear(r[1]);
 	if (!ok)
 		return -1;
-	bt->commit_lsn = push__origin_commit_lsn(b);
 	crash_hook("after-push-commit");
 	return 0;
 }

@@ -87,6 +87,13 @@ int push__refresh_columns(struct pgsb *b, struct batch *bt, char *err, size_t ca
 
 /* push_send.c: BEGIN, the bulk inserts, the pipelined statements */
 int push__pipeline_batch(struct pgsb *b, struct batch *bt, char *err, size_t cap);
+struct push_stmt {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+};
+int push__pipelined(PGconn *c, const struct push_stmt *s, size_t n, PGresult **r);
+void push__pipelined_error(PGconn *c, PGresult *const *r, size_t n, char *err, size_t cap);
 
 /* push_sql.c */
 void push__params_free(struct params *p);

@@ -59,6 +59,54 @@ static int send_statements(struct pgsb *b, struct batch *bt, bool *sent)
 	return PQpipelineSync(c) && flush_pipeline(c) == 0 ? 0 : -1;
 }
 
+/* Runs n statements in one pipeline, one round trip; r[i] gets each
+ * statement's result (NULL when the connection failed first; the caller
+ * clears them).  0 when every one succeeded. */
+int push__pipelined(PGconn *c, const struct push_stmt *s, size_t n, PGresult **r)
+{
+	bool ok = PQenterPipelineMode(c);
+
+	for (size_t i = 0; i < n; i++)
+		r[i] = NULL;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = PQsendQueryParams(c, s[i].sql, s[i].nparams, NULL, s[i].params, NULL, NULL, 0);
+	ok = ok && PQpipelineSync(c);
+	for (size_t i = 0; ok && i < n; i++) {
+		PGresult *extra;
+		r[i] = PQgetResult(c);
+		ok = r[i] != NULL;
+		while (ok && (extra = PQgetResult(c)) != NULL)
+			PQclear(extra);
+	}
+	if (ok) {
+		PGresult *sync = PQgetResult(c);
+		ok = PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+		PQclear(sync);
+	}
+	PQexitPipelineMode(c);
+	for (size_t i = 0; ok && i < n; i++)
+		ok = PQresultStatus(r[i]) == PGRES_COMMAND_OK || PQresultStatus(r[i]) == PGRES_TUPLES_OK;
+	return ok ? 0 : -1;
+}
+
+/* The first error of a pipeline's results, or the connection's. */
+void push__pipelined_error(PGconn *c, PGresult *const *r, size_t n, char *err, size_t cap)
+{
+	for (size_t i = 0; i < n; i++)
+		if (r[i] && PQresultStatus(r[i]) == PGRES_FATAL_ERROR) {
+			const char *m = PQresultErrorMessage(r[i]);
+			size_t len = strlen(m);
+			while (len > 0 && (m[len - 1] == '\n' || m[len - 1] == ' '))
+				len--;
+			snprintf(err, cap, "%.*s", (int)len, m);
+			for (char *p = err; *p; p++)
+				if (*p == '\n')
+					*p = ' ';
+			return;
+		}
+	pgc_error_text(c, err, cap);
+}
+
 /* Takes one query's result (and the NULL after it). */
 static PGresult *take_result(struct pgsb *b, PGconn *c, char *err, size_t cap)
 {
@@ -109,20 +157,23 @@ static int begin_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
 	char token[32];
 	const char *params[1] = {token};
+	const struct push_stmt s[2] = {
+		{"BEGIN", 0, NULL},
+		{"SELECT pg_current_xact_id()::text, pg_replication_origin_xact_setup($1::pg_lsn, now())",
+		 1, params},
+	};
+	PGresult *r[2];
 
 	bt->token = (uint64_t)br_now_us();
 	dec_format_lsn(bt->token, token, sizeof token);
-	if (pgc_exec_ok(b->push.conn, "BEGIN", err, cap))
-		return -1;
-	PGresult *r = PQexecParams(b->push.conn, "SELECT pg_current_xact_id()::text, "
-	                           "pg_replication_origin_xact_setup($1::pg_lsn, now())",
-	                           1, NULL, params, NULL, NULL, 0);
-	int rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? 0 : -1;
-	if (rc)
-		pgc_error_text(b->push.conn, err, cap);
+	int rc = push__pipelined(b->push.conn, s, 2, r);
+	if (rc == 0 && PQntuples(r[1]) == 1)
+		snprintf(bt->xid, sizeof bt->xid, "%s", PQgetvalue(r[1], 0, 0));
 	else
-		snprintf(bt->xid, sizeof bt->xid, "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
+		push__pipelined_error(b->push.conn, r, 2, err, cap);
+	rc = bt->xid[0] ? 0 : -1;
+	PQclear(r[0]);
+	PQclear(r[1]);
 	return rc;
 }
 
