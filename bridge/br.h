@@ -79,6 +79,8 @@ struct push {
 	sqlite3_stmt *st_pending; /* cached: a later local change for a row? */
 	sqlite3_stmt *st_track;   /* cached: remember a pushed row's commit LSN */
 	sqlite3_stmt *st_track_batch; /* cached: the same for a whole plain batch */
+	sqlite3_stmt *st_stale;   /* cached, on the main thread's connection: a pulled
+	                             row our push has overwritten since? */
 	char sqlstate[6];         /* SQLSTATE of the last server error in a push */
 	size_t batch_limit;       /* changes per batch; 1 while isolating a rejected change */
 	char *line;               /* reused COPY line buffer */

@@ -283,7 +283,8 @@ void push_free(struct pgsb *b)
 	sqlite3_finalize(b->push.st_pending);
 	sqlite3_finalize(b->push.st_track);
 	sqlite3_finalize(b->push.st_track_batch);
-	b->push.st_pending = b->push.st_track = b->push.st_track_batch = NULL;
+	sqlite3_finalize(b->push.st_stale);
+	b->push.st_pending = b->push.st_track = b->push.st_track_batch = b->push.st_stale = NULL;
 	free(b->push.line);
 	b->push.line = NULL;
 	b->push.line_cap = 0;
@@ -397,20 +398,21 @@ int push_ensure_schema(struct pgsb *b, char *err, size_t cap)
 int push_remote_is_stale(struct pgsb *b, const char *local_table, const char *key_json,
                          uint64_t xact_end)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt **st = &b->push.st_stale; /* per pulled row: prepared once */
 	int stale = 0;
 
 	if (b->push.pushed_rows_tracked <= 0)
 		return 0;
-	if (sqlite3_prepare_v2(sl_handle(b->db),
-	                       "SELECT lsn FROM _pgsqlite_pushed WHERE table_name = ?1 AND pk = ?2",
-	                       -1, &st, NULL) != SQLITE_OK)
+	if (!*st && sqlite3_prepare_v3(sl_handle(b->db),
+	                               "SELECT lsn FROM _pgsqlite_pushed WHERE table_name = ?1 AND pk = ?2",
+	                               -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
 		return 0;
-	sqlite3_bind_text(st, 1, local_table, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, key_json, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		stale = (uint64_t)sqlite3_column_int64(st, 0) >= xact_end; /* == : our own push */
-	sqlite3_finalize(st);
+	sqlite3_bind_text(*st, 1, local_table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(*st, 2, key_json, -1, SQLITE_STATIC);
+	if (sqlite3_step(*st) == SQLITE_ROW)
+		stale = (uint64_t)sqlite3_column_int64(*st, 0) >= xact_end; /* == : our own push */
+	sqlite3_reset(*st);
+	sqlite3_clear_bindings(*st);
 	return stale;
 }
 
