@@ -201,7 +201,9 @@ int sl_pending_for_row(struct sl_db *db, const char *local_table, const struct d
                        size_t nkey, int64_t *seq, struct sl_err *err);
 /* Writes the capture triggers of every captured table anew. 0 or -1. */
 int sl_capture_rewrite_all(struct sl_db *db, struct sl_err *err);
-/* Deletes the pending changes of that row. Returns the number deleted or -1. */
+/* Deletes the pending changes of that row: those at its key, except an
+ * older key move away from it (the row that moved is another one, and a
+ * new row took the key).  Returns the number deleted or -1. */
 int sl_drop_pending_for_row(struct sl_db *db, const char *local_table,
                             const struct dec_field *key, size_t nkey, struct sl_err *err);
 /* The pk JSON of that key, as the triggers write it (malloc'd), or NULL

@@ -15,7 +15,11 @@ static const char *const own_sql[SLC_NSTMT] = {
 	             " ORDER BY seq LIMIT 1",
 	[SLC_FIND_MOVED] = "SELECT seq FROM _pgsqlite_changes WHERE table_name = ?1 AND new_pk = ?2"
 	                   " ORDER BY seq LIMIT 1",
-	[SLC_DROP] = "DELETE FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2",
+	/* a key move away from the key, older than its newest change, is
+	 * another row's (a new row took the freed key): left for its push */
+	[SLC_DROP] = "DELETE FROM _pgsqlite_changes WHERE table_name = ?1 AND pk = ?2 AND NOT (op = 'U'"
+	             " AND new_pk IS NOT NULL AND new_pk <> pk AND seq < (SELECT max(seq) FROM _pgsqlite_changes"
+	             " WHERE table_name = ?1 AND pk = ?2))",
 	[SLC_READ] = "SELECT seq, table_name, op, pk, new_row, old_row, changed_at"
 	             " FROM _pgsqlite_changes WHERE seq > ?1 ORDER BY seq LIMIT ?2",
 	[SLC_TRIM] = "DELETE FROM _pgsqlite_changes WHERE seq <= ?1",

@@ -603,3 +603,26 @@ Test(lossless, a_winning_key_move_is_not_written_back_over_a_later_delete_of_its
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT count(*) FROM t"), "0\n");
 	assert_equal_tables(&env, "id, v", "t");
 }
+
+/* Pending locally: k1 moved to k2, then a new row at k1.  A remote update
+ * of k1 wins (keep-both): only the new k1 row's changes are settled here;
+ * the moved row at k2 is another row, and its push settles it against
+ * Postgres (kept in _pgsqlite_conflicts too), never silently dropped. */
+Test(lossless, settling_a_reused_key_leaves_the_row_that_moved_away)
+{
+	char out[4096];
+	it_setup(&env, "reusedkey");
+	it_sql(&env, "CREATE TABLE t (id text PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES ('k1', 'one')");
+	it_write_conf(&env, "manual", "conflict = keep-both\n");
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "UPDATE t SET id = 'k2', v = 'moved' WHERE id = 'k1'");
+	it_sqlite_exec(&env, "INSERT INTO t VALUES ('k1', 'new')");
+	it_sql(&env, "UPDATE t SET v = 'pg' WHERE id = 'k1'");
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	assert_equal_tables(&env, "id, v", "t");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE local_row LIKE '%moved%'"), 1,
+	             "%s", it_sqlite_rows(&env, "SELECT pk, local_row, resolution FROM _pgsqlite_conflicts"));
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+}
