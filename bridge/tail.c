@@ -51,6 +51,18 @@ static void on_recheck(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 }
 
+/* A wake-up: a commit seen now goes to the push; and whatever was seen,
+ * the re-checks run, since the frames that woke us may belong to another
+ * writer's commit that lands a moment later (data_version may have moved
+ * for the push's own commit, and no event comes when that commit lands). */
+static void woke(struct pgsb *b)
+{
+	if (tail_changed(b))
+		run_local_commit_seen(b);
+	b->push.rechecks_left = RECHECKS;
+	ev_timer_again(b->loop, &b->push.recheck);
+}
+
 /* Is this inotify event about our database or its WAL? */
 static bool ours(struct pgsb *b, const struct inotify_event *ev)
 {
@@ -86,12 +98,7 @@ static void on_inotify(struct ev_loop *loop, ev_io *w, int revents)
 		ev_io_stop(loop, w);
 		return;
 	}
-	if (tail_changed(b)) {
-		run_local_commit_seen(b);
-		return;
-	}
-	b->push.rechecks_left = RECHECKS;
-	ev_timer_again(b->loop, &b->push.recheck);
+	woke(b);
 }
 
 void tail_after_push(struct pgsb *b)
@@ -103,12 +110,7 @@ void tail_after_push(struct pgsb *b)
 		drain(b, b->push.inotify_fd);
 		ev_io_start(b->loop, &b->push.watch);
 	}
-	if (tail_changed(b)) {
-		run_local_commit_seen(b);
-		return;
-	}
-	b->push.rechecks_left = RECHECKS;
-	ev_timer_again(b->loop, &b->push.recheck);
+	woke(b);
 }
 
 /* The SQLite file's name without its directory (malloc'd; "" when out of
