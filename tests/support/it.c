@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -190,9 +191,15 @@ int64_t it_sql_int(struct it_env *e, const char *fmt, ...)
 static pid_t spawn(struct it_env *e, const char *cmd, const char *out, const char *errf)
 {
 	const char *bin = env_or("PGSB_TEST_BIN", "build/pgsqlite-bridge");
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	cr_assert(pid >= 0);
 	if (pid == 0) {
+		/* never outlive the test: a test Criterion kills for its timeout
+		 * used to leave its bridges running, loading the machine */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
 		int o = open(out, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		int r = open(errf, O_WRONLY | O_CREAT | O_APPEND, 0644);
 		dup2(o, 1);
