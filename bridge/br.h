@@ -304,6 +304,9 @@ void push_cancel(struct pgsb *b);
 int tail_start(struct pgsb *b);
 void tail_stop(struct pgsb *b);
 bool tail_changed(struct pgsb *b);
+/* Critical tables first, then high, medium, low; the config's order within
+ * each (pgconn.c). */
+void br_sort_tables_by_priority(struct pgsb *b);
 /* A push round ended: catch up on wake-ups it made us ignore. */
 void tail_after_push(struct pgsb *b);
 

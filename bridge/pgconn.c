@@ -275,7 +275,7 @@ static int report_default_skips(PGconn *c, ident_refused_fn fn, void *arg, char 
 /* Critical tables first, then high, medium, low; the config's order
  * within each (a stable insertion sort: the list is short).  The initial
  * copy goes in this order. */
-static void sort_by_priority(struct pgsb *b)
+void br_sort_tables_by_priority(struct pgsb *b)
 {
 	for (size_t i = 1; i < b->ntables; i++) {
 		struct br_table t = b->tables[i];
@@ -313,7 +313,7 @@ int pgc_resolve_tables_reporting(struct pgsb *b, PGconn *c, ident_refused_fn fn,
 		return -1;
 	if (ident_refuse_tables(b, c, fn, arg, err, cap))
 		return -1;
-	sort_by_priority(b);
+	br_sort_tables_by_priority(b);
 	return 0;
 }
 

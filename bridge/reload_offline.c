@@ -56,17 +56,6 @@ static int keep_table(struct pgsb *b, const struct br_table *o, const struct cfg
 	return t->schema && t->name ? 0 : -1;
 }
 
-static void sort_by_priority(struct pgsb *b)
-{
-	for (size_t i = 1; i < b->ntables; i++) {
-		struct br_table t = b->tables[i];
-		size_t j = i;
-		for (; j > 0 && b->tables[j - 1].priority > t.priority; j--)
-			b->tables[j] = b->tables[j - 1];
-		b->tables[j] = t;
-	}
-}
-
 /* Does the local table have this column? 1, 0, -1. */
 static int local_column(struct pgsb *b, const char *local, const char *column)
 {
@@ -150,7 +139,7 @@ int reload_offline_tables(struct pgsb *b, const struct br_table *old, size_t old
 		snprintf(err, cap, "out of memory");
 		return -1;
 	}
-	sort_by_priority(b);
+	br_sort_tables_by_priority(b);
 	if (prepare_local(b, old_cfg, &deferred, err, cap))
 		return -1;
 	b->tables_deferred = deferred;
