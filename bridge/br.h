@@ -167,6 +167,7 @@ struct pgsb {
 	bool stopping;            /* loop exit wanted once the transaction in hand is done */
 	bool one_shot;            /* `sync`: one session up to the server's position, then exit */
 	bool session_active;      /* a session (sync up to a target) is under way */
+	bool session_pushed;      /* that session's closing push was asked for */
 	int64_t next_session_us;  /* periodic / on-reconnect: next session not before this */
 	int64_t last_probe_us;    /* on-reconnect: last reachability ping */
 	int exit_code;
@@ -334,6 +335,7 @@ void run_connection_lost(struct pgsb *b, const char *why, bool retrying);
 /* A local commit was seen: push now, after the debounce, or at the next
  * session, as the mode says. */
 void run_local_commit_seen(struct pgsb *b);
+bool run_session_at_end(struct pgsb *b); /* a session reached its target and pushed */
 int run_loop(struct pgsb *b);
 
 #endif

@@ -151,14 +151,12 @@ static bool streaming_mode(const struct pgsb *b)
 	       (b->cfg->mode == CFG_MODE_REALTIME || b->cfg->mode == CFG_MODE_AUTO);
 }
 
-/* A finished session: push what is pending (on the push thread), then
- * wait for the next trigger. */
+/* A finished session (its push ran before the slot was let go, see
+ * session_push_outstanding): wait for the next trigger. */
 static void session_done(struct pgsb *b)
 {
 	struct repl *r = &b->repl;
 
-	if (push_has_pending(b))
-		try_push(b);
 	b->session_active = false;
 	r->target_lsn = 0;
 	r->target_reached = false;
@@ -217,6 +215,7 @@ static void tick_idle(struct pgsb *b, int64_t now)
 		if (!session_due(b, now))
 			return;
 		b->session_active = true;
+		b->session_pushed = false;
 		r->next_attempt_us = 0;
 	}
 	if (now >= r->next_attempt_us && !r->paused && !limits_hold_pull(b))
@@ -239,6 +238,26 @@ static void heartbeat(struct pgsb *b)
 	PQfinish(c);
 }
 
+/* A session at its target pushes what is pending and keeps the slot until
+ * that push has read the change log: once the slot is let go the session is
+ * over, and a local write after that waits for the next session. */
+static bool session_push_outstanding(struct pgsb *b)
+{
+	if (b->one_shot || !b->session_active || b->stopping)
+		return false;
+	if (!b->session_pushed) {
+		b->session_pushed = true;
+		if (push_has_pending(b))
+			try_push(b);
+	}
+	return push_worker_busy(b);
+}
+
+bool run_session_at_end(struct pgsb *b)
+{
+	return b->repl.target_reached && !session_push_outstanding(b);
+}
+
 static void tick_streaming(struct pgsb *b, int64_t now)
 {
 	struct repl *r = &b->repl;
@@ -250,7 +269,7 @@ static void tick_streaming(struct pgsb *b, int64_t now)
 		run_connection_lost(b, why, true);
 		return;
 	}
-	if (b->stopping || r->target_reached || b->limits.hold_pull) {
+	if (b->stopping || b->limits.hold_pull || run_session_at_end(b)) {
 		repl_request_end(b);
 		return;
 	}

@@ -445,7 +445,7 @@ static void after_drain(struct pgsb *b)
 		repl_send_feedback(b, false);
 	}
 	if (r->state == REPL_STREAMING && !r->in_xact &&
-	    (b->stopping || r->target_reached || b->limits.hold_pull))
+	    (b->stopping || run_session_at_end(b) || b->limits.hold_pull))
 		repl_request_end(b); /* held: storage_limit (limits.c) */
 }
 

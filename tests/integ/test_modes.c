@@ -76,8 +76,8 @@ static void periodic(const char *bdir)
 	modes_write_local(&env, 1001);
 	pid_t pid = it_bridge_start(&env, "run");
 	modes_assert_remote_moved(&env, 1);
+	modes_wait_session_over(&env); /* and its push was over before */
 	modes_assert_local_moved(&env, 1001);
-	modes_wait_session_over(&env);
 	modes_write_remote(&env, 2);
 	modes_write_local(&env, 1002);
 	it_sleep_ms(1500);
@@ -116,8 +116,8 @@ static void on_reconnect(const char *bdir)
 	modes_write_local(&env, 1001);
 	pid_t pid = it_bridge_start(&env, "run");
 	modes_assert_remote_moved(&env, 1);
+	modes_wait_session_over(&env); /* and its push was over before */
 	modes_assert_local_moved(&env, 1001);
-	modes_wait_session_over(&env);
 	modes_write_remote(&env, 2);
 	modes_write_local(&env, 1002);
 	it_sleep_ms(4000); /* longer than the reachability probe's period */

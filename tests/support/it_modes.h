@@ -24,8 +24,8 @@ void modes_assert_remote_moved(struct it_env *e, int id);
 void modes_assert_local_moved(struct it_env *e, int id);
 /* Rows written locally (id >= 1000) that Postgres holds, in any table. */
 int64_t modes_local_rows_in_pg(struct it_env *e);
-/* Waits until a session is over: no walsender serves the env's slot, the
- * change log is empty, and the push round has had time to end. */
+/* Waits until a session is over (no walsender serves the env's slot) and
+ * asserts that its push was over before: the change log is empty. */
 void modes_wait_session_over(struct it_env *e);
 /* Waits until the background bridge's sync events of direction add up to
  * rows, and asserts they add up to exactly that. */
