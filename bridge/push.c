@@ -87,6 +87,7 @@ static void test_pause(const char *var)
 
 	if (ms) { /* tests: hold here, so a test can step in */
 		long v = strtol(ms, NULL, 10);
+		log_debug("test: the push holds for %ld ms (%s)", v, var);
 		struct timespec ts = {v / 1000, (v % 1000) * 1000000L};
 		nanosleep(&ts, NULL);
 	}
@@ -147,13 +148,40 @@ static int commit_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap
 	return 0;
 }
 
+/* In the window the pull's transactions are committed: a change of the
+ * batch gone from the log was settled by a remote change the pull applied
+ * after our read but before it saw the batch in flight (inflight_seq).
+ * Returns 1 when so, 0 when not, -1 on error. */
+static int settled_meanwhile(struct pgsb *b, const struct batch *bt, char *err, size_t cap)
+{
+	struct sl_err e = {0};
+	int64_t n = sl_changes_count_in(b->push.db, b->push.pushed_seq, bt->ch[bt->nch - 1].seq,
+	                                bt->tables, &e);
+
+	if (n < 0) {
+		snprintf(err, cap, "cannot check the batch against the change log: %s", e.msg);
+		return -1;
+	}
+	if ((size_t)n == bt->nch)
+		return 0;
+	log_info("push: a remote change settled %lld local change(s) of this batch while it was sent: "
+	         "rolled back, read again", (long long)bt->nch - (long long)n);
+	return 1;
+}
+
 /* The commit and the local mark, inside the commit window (no remote
- * transaction is applied between the two). */
+ * transaction is applied between the two).  Returns 2 when the batch was
+ * rolled back because the pull settled part of it (read it again). */
 static int commit_and_mark(struct pgsb *b, struct batch *bt, char *err, size_t cap)
 {
 	if (push_window_enter(b)) {
 		snprintf(err, cap, "stopping");
 		return -1;
+	}
+	int settled = settled_meanwhile(b, bt, err, cap);
+	if (settled) {
+		push_window_leave(b);
+		return settled < 0 || pgc_exec_ok(b->push.conn, "ROLLBACK", err, cap) ? -1 : 2;
 	}
 	int rc = commit_remote(b, bt, err, cap);
 	test_pause("PGSQLITE_BRIDGE_TEST_PAUSE_BEFORE_MARK_MS");
@@ -192,14 +220,18 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 		push__batch_free(&bt);
 		return 0;
 	}
+	test_pause("PGSQLITE_BRIDGE_TEST_PAUSE_AFTER_READ_MS");
 	/* From here until the mark, the pull leaves these changes' rows to
-	 * this push: their statements may already be in Postgres. */
+	 * this push: their statements may already be in Postgres.  A row the
+	 * pull settled before it could see this is caught in the window
+	 * (settled_meanwhile). */
 	atomic_store(&b->push.inflight_seq, bt.ch[bt.nch - 1].seq);
 	int64_t t[5] = {br_now_us()}; /* read, folded, sent, resolved, committed and marked */
+	int done = -1;
 	if (push__fold(b, &bt) == 0 && push__refresh_columns(b, &bt, err, cap) == 0 && (t[1] = br_now_us()) &&
 	    push__pipeline_batch(b, &bt, err, cap) == 0 && (t[2] = br_now_us()) &&
 	    push__resolve_conflicts(b, &bt, err, cap) == 0 && (t[3] = br_now_us()) &&
-	    commit_and_mark(b, &bt, err, cap) == 0) {
+	    (done = commit_and_mark(b, &bt, err, cap)) == 0) {
 		t[4] = br_now_us();
 		log_debug("push batch of %zu changes in %lld us: read %lld, fold %lld, send %lld, "
 		          "resolve %lld, commit and mark %lld", bt.nch, (long long)(t[4] - started),
@@ -207,6 +239,8 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 		          (long long)(t[3] - t[2]), (long long)(t[4] - t[3]));
 		emit_batch_events(b, &bt, started);
 		rc = 1;
+	} else if (done == 2) {
+		rc = 1; /* rolled back: the next batch reads the log again */
 	} else if (!err[0]) {
 		snprintf(err, cap, "push failed");
 	}

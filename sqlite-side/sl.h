@@ -179,6 +179,9 @@ int sl_changes_read_in(struct sl_db *db, int64_t after, int64_t upto, const char
  * open transaction if any). */
 int sl_changes_delete_in(struct sl_db *db, int64_t after, int64_t upto, const char *tables_json,
                          struct sl_err *err) __attribute__((warn_unused_result));
+/* How many changes of those tables have after < seq <= upto; -1 on error. */
+int64_t sl_changes_count_in(struct sl_db *db, int64_t after, int64_t upto, const char *tables_json,
+                            struct sl_err *err);
 /* The smallest table name in the log greater than after ("" or NULL: the
  * first) into buf: 1, 0 when there is none, -1 on error. */
 int sl_changes_next_table(struct sl_db *db, const char *after, char *buf, size_t cap,

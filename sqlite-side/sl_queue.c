@@ -74,6 +74,26 @@ int sl_changes_delete_in(struct sl_db *db, int64_t after, int64_t upto, const ch
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+int64_t sl_changes_count_in(struct sl_db *db, int64_t after, int64_t upto, const char *tables_json,
+                            struct sl_err *err)
+{
+	sqlite3_stmt *st = prepare(db, "SELECT count(*) FROM _pgsqlite_changes WHERE seq > ?1 AND seq <= ?2"
+	                           " AND " IN_SET, "cannot count the change log", err);
+	int64_t n = -1;
+
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, after);
+	sqlite3_bind_int64(st, 2, upto);
+	bind_set(st, tables_json);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	else
+		sl_fail_db(db, err, "cannot count the change log", NULL);
+	sqlite3_finalize(st);
+	return n;
+}
+
 int sl_changes_next_table(struct sl_db *db, const char *after, char *buf, size_t cap,
                           struct sl_err *err)
 {

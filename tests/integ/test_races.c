@@ -1,0 +1,63 @@
+/* test_races.c: the two paths meeting at the wrong moment, each race made
+ * certain with a test-only pause in the bridge: the pull settling a row
+ * whose change the push has read but not yet marked as in flight. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "../support/it.h"
+
+static struct it_env env;
+
+static void fini(void)
+{
+	it_teardown(&env);
+}
+
+TestSuite(races, .fini = fini, .timeout = 120);
+
+static bool wait_log(struct it_env *e, const char *text, int timeout_ms)
+{
+	for (int waited = 0; waited <= timeout_ms; waited += 50) {
+		if (it_count(it_bridge_stderr(e), text) > 0)
+			return true;
+		it_sleep_ms(50);
+	}
+	return false;
+}
+
+/* The push reads a local change of column a, then (paused) the pull
+ * applies a remote change of column b to the same row and, under
+ * remote-wins, drops the local change.  The push's guard (the old a)
+ * still matches in Postgres, so sending the batch would write the losing
+ * a there while SQLite keeps the winner: the push must notice in its
+ * commit window that the pull settled part of its batch, roll back and
+ * read the log again. */
+Test(races, a_change_the_pull_settles_after_the_push_read_it_is_not_pushed)
+{
+	it_setup(&env, "settledread");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text, b text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'a0', 'b0'), (2, 'x0', 'y0')");
+	it_write_conf(&env, "realtime", "conflict = remote-wins\n");
+	setenv("PGSQLITE_BRIDGE_TEST_PAUSE_AFTER_READ_MS", "3000", 1);
+	pid_t pid = it_run_online(&env);
+	unsetenv("PGSQLITE_BRIDGE_TEST_PAUSE_AFTER_READ_MS");
+	it_sqlite_exec(&env, "UPDATE t SET a = 'local' WHERE id = 1");
+	it_sqlite_exec(&env, "UPDATE t SET a = 'local too' WHERE id = 2");
+	cr_assert(wait_log(&env, "PAUSE_AFTER_READ", 10000), "the push never read the change: %s",
+	          it_bridge_stderr(&env));
+	it_sql(&env, "UPDATE t SET b = 'remote' WHERE id = 1");
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM t WHERE id = 1 AND a = 'a0' AND b = 'remote'",
+	                             1, 10000), "the remote change did not win in SQLite: %s",
+	          it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 20000), "%s",
+	          it_bridge_stderr(&env));
+	cr_assert(it_wait_pg_int(&env, "SELECT count(*) FROM t WHERE id = 2 AND a = 'local too'", 1, 20000),
+	          "the row the pull did not settle was never pushed: %s", it_bridge_stderr(&env));
+	it_stop(&env, pid);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, a, b FROM t ORDER BY id"),
+	                 "1|a0|remote\n2|local too|y0\n", "%s", it_bridge_stderr(&env));
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, a, b FROM t ORDER BY id"),
+	                 it_pg_rows(&env, "SELECT id, a, b FROM t ORDER BY id"));
+	cr_assert_geq(it_count(it_bridge_stderr(&env), "rolled back, read again"), 1, "%s",
+	              it_bridge_stderr(&env));
+}
