@@ -81,6 +81,7 @@ struct push {
 	sqlite3_stmt *st_track_batch; /* cached: the same for a whole plain batch */
 	sqlite3_stmt *st_stale;   /* cached, on the main thread's connection: a pulled
 	                             row our push has overwritten since? */
+	struct push_fence *fence; /* remote deletes of rows in flight (push_fence.c) */
 	char sqlstate[6];         /* SQLSTATE of the last server error in a push */
 	size_t batch_limit;       /* changes per batch; 1 while isolating a rejected change */
 	char *line;               /* reused COPY line buffer */
@@ -325,10 +326,25 @@ struct conflict_case {
 };
 enum conflict_winner conflict_decide(struct pgsb *b, struct conflict_case *cc);
 int64_t conflict_parse_time(const char *s);
+/* Does the table's strategy decide by the two versions' times (last-write-wins,
+ * and merge for an insert or a delete)? */
+bool conflict_by_time(const struct pgsb *b, const struct br_table *t);
 char *conflict_remote_json(PGresult *r);
 const char *conflict_resolution_name(enum conflict_winner w, enum cfg_conflict strategy);
 void ev_emit_conflict(struct pgsb *b, const char *table, const char *pk, const char *strategy,
                       const char *resolution);
+
+/* push_fence.c: remote deletes of rows the push has in flight, noted by
+ * the pull, and the fence through the stream the push waits for before it
+ * reads them. */
+int fence_init(struct pgsb *b);
+void fence_free(struct pgsb *b);
+void fence_note_delete(struct pgsb *b, const char *table, const char *pk, const char *when);
+void fence_message(struct pgsb *b, const struct dec_record *rec);
+/* The commit time of the remote delete of (table, pk) the pull noted, once
+ * the stream has passed a fence put in now: true and when filled, or
+ * false (none noted, or the stream did not pass the fence within 1 s). */
+bool fence_delete_time(struct pgsb *b, const char *table, const char *pk, char *when, size_t cap);
 
 /* run.c */
 void run_connection_lost(struct pgsb *b, const char *why, bool retrying);

@@ -70,6 +70,11 @@ struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
 	dec_parser_init(&b->push.final_dec);
 	dec_parser_init(&b->push.key_dec);
 	b->push.inotify_fd = -1;
+	if (fence_init(b)) {
+		snprintf(err, errcap, "out of memory");
+		pgsb_free(b);
+		return NULL;
+	}
 	cfg_mask_conninfo(cfg->postgres, b->conninfo_masked, sizeof b->conninfo_masked);
 	if (sl_open(cfg->sqlite, &b->db, &e)) {
 		snprintf(err, errcap, "cannot open SQLite file \"%s\": %s", cfg->sqlite, e.msg);
@@ -111,6 +116,7 @@ void pgsb_free(struct pgsb *b)
 	sl_close(b->push.db);
 	pthread_mutex_destroy(&b->event_mu);
 	pthread_mutex_destroy(&b->push.cancel_mu);
+	fence_free(b);
 	metrics_destroy(&b->metrics);
 	dec_parser_free(&b->dec);
 	dec_parser_free(&b->push.base_dec);

@@ -282,6 +282,12 @@ static bool ask_callback(struct pgsb *b, struct conflict_case *cc)
 	return cc->merged_json != NULL;
 }
 
+bool conflict_by_time(const struct pgsb *b, const struct br_table *t)
+{
+	return !b->merge_fn &&
+	       (t->conflict == CFG_CONFLICT_LAST_WRITE_WINS || t->conflict == CFG_CONFLICT_MERGE);
+}
+
 enum conflict_winner conflict_decide(struct pgsb *b, struct conflict_case *cc)
 {
 	if (ask_callback(b, cc))

@@ -142,14 +142,6 @@ static int write_whole_row(struct pgsb *b, const struct br_table *t, const struc
 	return rc;
 }
 
-/* last-write-wins (and merge, which has no columns to merge for a delete)
- * decide a remote delete against local changes by time. */
-static bool decided_by_time(const struct pgsb *b, const struct br_table *t)
-{
-	return !b->merge_fn &&
-	       (t->conflict == CFG_CONFLICT_LAST_WRITE_WINS || t->conflict == CFG_CONFLICT_MERGE);
-}
-
 /* When the row was last written locally: its timestamp column where it
  * has one (as the push's decision reads it), else the newest pending
  * change's time; INT64_MIN when unknown. */
@@ -316,7 +308,7 @@ static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct
 	                   t->conflict == CFG_CONFLICT_KEEP_BOTH;
 
 	*apply = false;
-	if (!remote_wins && !(rec->action == DEC_DELETE && decided_by_time(b, t)))
+	if (!remote_wins && !(rec->action == DEC_DELETE && conflict_by_time(b, t)))
 		return 0;
 	char *pk = sl_key_json(b->db, t->local, key, nkey, &e);
 	char *local = sl_row_json(b->db, t->local, key, nkey, &e);
@@ -457,6 +449,21 @@ static void trace_state(struct pgsb *b, const struct br_table *t, const struct d
 	free(pk);
 }
 
+/* A row in the push's batch that this remote change takes from its key
+ * (a delete, or a key move away): its commit time, for the push's
+ * last-write-wins (push_fence.c). */
+static void note_gone_in_flight(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                                const struct dec_field *key, size_t nkey)
+{
+	if (!conflict_by_time(b, t) ||
+	    !(rec->action == DEC_DELETE || (rec->action == DEC_UPDATE && rec->nidentity)))
+		return;
+	char *pk = sl_key_json(b->db, t->local, key, nkey, &(struct sl_err){0});
+	if (pk)
+		fence_note_delete(b, t->local, pk, b->xact_time);
+	free(pk);
+}
+
 int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                         bool *apply, char *err, size_t cap)
 {
@@ -484,6 +491,8 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 	case MERGE_PENDING_LOCAL:
 	case MERGE_PUSHING: /* the push in flight settles it against Postgres */
 		*apply = false;
+		if (state == MERGE_PUSHING)
+			note_gone_in_flight(b, t, rec, key, nkey);
 		if (state == MERGE_PENDING_LOCAL && settle_on_pull(b, t, rec, key, nkey, apply, err, cap))
 			return -1;
 		/* A remote key move whose old key stays local (for the push to

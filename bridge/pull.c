@@ -215,7 +215,8 @@ int pull_handle_record(struct pgsb *b, const struct dec_record *rec, char *err, 
 	case DEC_TRUNCATE:
 		return on_change(b, rec, err, cap);
 	case DEC_MESSAGE:
-		return 0; /* heartbeats and other logical messages */
+		fence_message(b, rec); /* heartbeats and other messages: nothing */
+		return 0;
 	}
 	snprintf(err, cap, "unknown action");
 	return -1;

@@ -226,6 +226,7 @@ static int push_batch(struct pgsb *b, char *err, size_t cap)
 	 * pull settled before it could see this is caught in the window
 	 * (settled_meanwhile). */
 	atomic_store(&b->push.inflight_seq, bt.ch[bt.nch - 1].seq);
+	test_pause("PGSQLITE_BRIDGE_TEST_PAUSE_IN_FLIGHT_MS");
 	int64_t t[5] = {br_now_us()}; /* read, folded, sent, resolved, committed and marked */
 	int done = -1;
 	if (push__fold(b, &bt) == 0 && push__refresh_columns(b, &bt, err, cap) == 0 && (t[1] = br_now_us()) &&

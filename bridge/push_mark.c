@@ -114,11 +114,14 @@ static int resolve_one(struct pgsb *b, struct batch *bt, struct entry *e)
 		return 0;
 	}
 	int tscol = PQnfields(e->remote) - 1;
+	char deleted_at[64];
 	struct conflict_case cc = {
 		.t = e->t, .op = e->op, .base_json = e->base, .local_json = e->final,
 		.local_time = e->changed_at, .remote = e->remote,
 		.remote_time = PQntuples(e->remote) == 1 && !PQgetisnull(e->remote, 0, tscol)
-		               ? PQgetvalue(e->remote, 0, tscol) : NULL,
+		               ? PQgetvalue(e->remote, 0, tscol)
+		               : conflict_by_time(b, e->t) && fence_delete_time(b, e->t->local, e->key, deleted_at,
+		                                                     sizeof deleted_at) ? deleted_at : NULL,
 	};
 	enum conflict_winner w = conflict_decide(b, &cc);
 	bt->conflicts++;

@@ -61,3 +61,34 @@ Test(races, a_change_the_pull_settles_after_the_push_read_it_is_not_pushed)
 	cr_assert_geq(it_count(it_bridge_stderr(&env), "rolled back, read again"), 1, "%s",
 	              it_bridge_stderr(&env));
 }
+
+/* last-write-wins, a local update of a row, then (the push holding it in
+ * flight) a newer remote delete of that row: the pull leaves the row to
+ * the push, which finds it gone from Postgres.  The delete is newer, so it
+ * wins: the row ends deleted on both sides, not re-created from the older
+ * local version. */
+Test(races, a_newer_remote_delete_of_a_row_in_flight_wins_under_last_write_wins)
+{
+	it_setup(&env, "delinflight");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'pg'), (2, 'pg')");
+	it_write_conf(&env, "realtime", NULL); /* last-write-wins */
+	setenv("PGSQLITE_BRIDGE_TEST_PAUSE_IN_FLIGHT_MS", "3000", 1);
+	pid_t pid = it_run_online(&env);
+	unsetenv("PGSQLITE_BRIDGE_TEST_PAUSE_IN_FLIGHT_MS");
+	it_sqlite_exec(&env, "UPDATE t SET v = 'local, older' WHERE id IN (1, 2)");
+	cr_assert(wait_log(&env, "PAUSE_IN_FLIGHT", 10000), "the push never held the change: %s",
+	          it_bridge_stderr(&env));
+	it_sql(&env, "DELETE FROM t WHERE id = 1");
+	cr_assert(wait_log(&env, "pull: D t {\"id\":1}", 10000), "the pull never saw the delete: %s",
+	          it_bridge_stderr(&env));
+	cr_assert(it_wait_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes", 0, 20000), "%s",
+	          it_bridge_stderr(&env));
+	it_stop(&env, pid);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "2|local, older\n", "%s",
+	                 it_bridge_stderr(&env));
+	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id"),
+	                 it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"));
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE pk = '{\"id\":1}'"), 1,
+	             "%s", it_sqlite_rows(&env, "SELECT * FROM _pgsqlite_conflicts"));
+}
