@@ -294,7 +294,7 @@ int push_remote_is_stale(struct pgsb *b, const char *local_table, const char *ke
  * thread and the window functions do nothing. */
 int push_worker_start(struct pgsb *b, char *err, size_t cap);
 void push_worker_stop(struct pgsb *b);
-void push_worker_request(struct pgsb *b);
+bool push_worker_request(struct pgsb *b); /* false: no worker, or in a backoff */
 void push_worker_poll(struct pgsb *b);
 bool push_worker_busy(struct pgsb *b);
 int push_window_enter(struct pgsb *b) __attribute__((warn_unused_result));

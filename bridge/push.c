@@ -155,18 +155,29 @@ static int commit_remote(struct pgsb *b, struct batch *bt, char *err, size_t cap
 static int settled_meanwhile(struct pgsb *b, const struct batch *bt, char *err, size_t cap)
 {
 	struct sl_err e = {0};
-	int64_t n = sl_changes_count_in(b->push.db, b->push.pushed_seq, bt->ch[bt->nch - 1].seq,
-	                                bt->tables, &e);
+	size_t sent = 0; /* a key move cuts the batch at last_seq (push_fold.c) */
+	while (sent < bt->nch && bt->ch[sent].seq <= bt->last_seq)
+		sent++;
+	int64_t n = sl_changes_count_in(b->push.db, b->push.pushed_seq, bt->last_seq, bt->tables, &e);
 
 	if (n < 0) {
 		snprintf(err, cap, "cannot check the batch against the change log: %s", e.msg);
 		return -1;
 	}
-	if ((size_t)n == bt->nch)
+	if ((size_t)n == sent)
 		return 0;
 	log_info("push: a remote change settled %lld local change(s) of this batch while it was sent: "
-	         "rolled back, read again", (long long)bt->nch - (long long)n);
+	         "rolled back, read again", (long long)sent - (long long)n);
 	return 1;
+}
+
+/* The batch rolled back on a connection that stays: a staging table it
+ * created is gone with it. */
+static int roll_back(struct pgsb *b, char *err, size_t cap)
+{
+	for (size_t i = 0; i < b->ntables; i++)
+		b->tables[i].stage_ready = false;
+	return pgc_exec_ok(b->push.conn, "ROLLBACK", err, cap);
 }
 
 /* The commit and the local mark, inside the commit window (no remote
@@ -180,8 +191,9 @@ static int commit_and_mark(struct pgsb *b, struct batch *bt, char *err, size_t c
 	}
 	int settled = settled_meanwhile(b, bt, err, cap);
 	if (settled) {
-		push_window_leave(b);
-		return settled < 0 || pgc_exec_ok(b->push.conn, "ROLLBACK", err, cap) ? -1 : 2;
+		int rc = settled < 0 || roll_back(b, err, cap) ? -1 : 2;
+		push_window_leave(b); /* after the rollback: the rows stay the push's till then */
+		return rc;
 	}
 	int rc = commit_remote(b, bt, err, cap);
 	test_pause("PGSQLITE_BRIDGE_TEST_PAUSE_BEFORE_MARK_MS");

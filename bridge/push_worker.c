@@ -216,17 +216,18 @@ bool push_worker_busy(struct pgsb *b)
 	return busy;
 }
 
-void push_worker_request(struct pgsb *b)
+bool push_worker_request(struct pgsb *b)
 {
 	struct push_worker *w = b->push.worker;
 
 	if (!w || br_now_us() < b->push.next_attempt_us)
-		return;
+		return false;
 	b->push.wanted = false;
 	lock(w);
 	w->requested = true;
 	pthread_cond_broadcast(&w->cv);
 	unlock(w);
+	return true;
 }
 
 /* The push's SQLite connection waits for a busy file as long as the

@@ -113,9 +113,9 @@ static void try_connect(struct pgsb *b)
 
 /* Hands a push round to the push thread (it retries after a backoff when
  * a round fails; see push_worker.c). */
-static void try_push(struct pgsb *b)
+static bool try_push(struct pgsb *b)
 {
-	push_worker_request(b);
+	return push_worker_request(b);
 }
 
 void run_local_commit_seen(struct pgsb *b)
@@ -152,11 +152,14 @@ static bool streaming_mode(const struct pgsb *b)
 }
 
 /* A finished session (its push ran before the slot was let go, see
- * session_push_outstanding): wait for the next trigger. */
+ * session_push_outstanding, unless the stream was lost first): wait for
+ * the next trigger. */
 static void session_done(struct pgsb *b)
 {
 	struct repl *r = &b->repl;
 
+	if (!b->session_pushed && push_has_pending(b))
+		try_push(b);
 	b->session_active = false;
 	r->target_lsn = 0;
 	r->target_reached = false;
@@ -246,9 +249,9 @@ static bool session_push_outstanding(struct pgsb *b)
 	if (b->one_shot || !b->session_active || b->stopping)
 		return false;
 	if (!b->session_pushed) {
+		if (push_has_pending(b) && !try_push(b))
+			return true; /* in a failed push's backoff: the retry is this session's */
 		b->session_pushed = true;
-		if (push_has_pending(b))
-			try_push(b);
 	}
 	return push_worker_busy(b);
 }
