@@ -172,7 +172,9 @@ static int settled_meanwhile(struct pgsb *b, const struct batch *bt, char *err, 
 }
 
 /* The batch rolled back on a connection that stays: a staging table it
- * created is gone with it. */
+ * created is gone with it.  The origin LSN its BEGIN set up outlives the
+ * rollback in Postgres (the session's next commit would record it), so
+ * every transaction of this connection sets its own (push_send.c). */
 static int roll_back(struct pgsb *b, char *err, size_t cap)
 {
 	for (size_t i = 0; i < b->ntables; i++)
