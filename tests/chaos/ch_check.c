@@ -351,6 +351,49 @@ static void canon_append(char **buf, size_t *len, size_t *cap, const char *v)
 	(*buf)[*len] = '\0';
 }
 
+/* The last `most` lines of a file that name a key (the bridge's debug
+ * lines, the soak's ops.log), into the report: a divergence can be read
+ * back after the run's directory is gone. */
+static void show_key_lines(const char *label, const char *path, const char *key, int most)
+{
+	char *line = NULL, *kept[64] = {0};
+	size_t lcap = 0;
+	int n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f || most > 64)
+		goto out;
+	while (getline(&line, &lcap, f) > 0) {
+		if (!strstr(line, key))
+			continue;
+		free(kept[n % most]);
+		kept[n % most] = strdup(line);
+		n++;
+	}
+	for (int i = n > most ? n - most : 0; i < n; i++) {
+		char *l = kept[i % most];
+		if (l) {
+			l[strcspn(l, "\n")] = '\0';
+			ch_log("  %s: %.400s", label, l);
+		}
+	}
+out:
+	if (f)
+		fclose(f);
+	for (int i = 0; i < 64; i++)
+		free(kept[i]);
+	free(line);
+}
+
+static void show_divergence(struct ch_env *e, const struct ch_client *c, const char *key)
+{
+	char path[1024];
+
+	snprintf(path, sizeof path, "%.500s/ops.log", e->casedir);
+	show_key_lines("ops", path, key, 12);
+	show_key_lines(c->name, c->err, key, 30);
+}
+
 long ch_check_table(struct ch_env *e, struct ch_client *cl, int n, const char *what,
                     const char *sql, struct ch_result *r)
 {
@@ -400,6 +443,8 @@ long ch_check_table(struct ch_env *e, struct ch_client *cl, int n, const char *w
 						ch_log("diverged: %s %s: row %s is %s in Postgres", what, cl[c].name,
 						       shown_row(buf, a, sizeof a),
 						       pos ? shown_row(pgr.text[*pos - 1], b, sizeof b) : "absent");
+					if (shown == 1 && key)
+						show_divergence(e, &cl[c], key);
 				}
 			}
 			sqlite3_finalize(st);
