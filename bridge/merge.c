@@ -429,8 +429,13 @@ static int row_state(struct pgsb *b, const struct br_table *t, const struct dec_
 		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
 		return -1;
 	}
+	/* A move of another row onto this key, pending too (3): the local row
+	 * here is, or came from, the moved one.  Settling the key on the pull
+	 * would drop the row's own changes but leave the move, whose push
+	 * then re-creates the row in Postgres alone: its push settles it. */
 	if (pending)
-		*state = pending == 2 ? MERGE_MOVE_TARGET : seq <= inflight ? MERGE_PUSHING : MERGE_PENDING_LOCAL;
+		*state = pending == 2 ? MERGE_MOVE_TARGET : seq <= inflight ? MERGE_PUSHING
+		         : pending == 3 ? MERGE_MOVE_TARGET : MERGE_PENDING_LOCAL;
 	return 0;
 }
 

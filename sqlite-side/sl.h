@@ -197,9 +197,11 @@ int64_t sl_changes_min_seq(struct sl_db *db, struct sl_err *err);
  * bound like sl_apply binds them and turned into the trigger's pk JSON
  * form.  Returns 1 when a change of the row under that key is pending (the
  * lowest such seq in *seq if seq is not NULL), 2 when the only pending
- * change is an update that moves another row onto that key, 0 none (also
- * for a missing table), -1 error.  Fast when the change log
- * is empty: one cached one-row probe, no JSON built. */
+ * change is an update that moves another row onto that key, 3 when both
+ * are (the row's own changes and a move onto its key: seq is still that
+ * of its own first change), 0 none (also for a missing table), -1 error.
+ * Fast when the change log is empty: one cached one-row probe, no JSON
+ * built. */
 int sl_pending_for_row(struct sl_db *db, const char *local_table, const struct dec_field *key,
                        size_t nkey, int64_t *seq, struct sl_err *err);
 /* Writes the capture triggers of every captured table anew. 0 or -1. */

@@ -169,8 +169,8 @@ static int log_stmt_run(struct sl_db *db, int which, const char *table, sqlite3_
 }
 
 /* SLC_FIND: 1 a change of the row itself (the first in *seq), 2 only a
- * change that moved another row onto its key, 0 none; SLC_DROP: rows
- * deleted.  0 too for an empty log or a missing table. */
+ * change that moved another row onto its key, 3 both, 0 none; SLC_DROP:
+ * rows deleted.  0 too for an empty log or a missing table. */
 static int log_by_key(struct sl_db *db, int which, const char *table,
                       const struct dec_field *key, size_t nkey, int64_t *seq,
                       struct sl_err *err)
@@ -187,9 +187,9 @@ static int log_by_key(struct sl_db *db, int which, const char *table,
 	if (!(k = key_step(db, t, key, nkey, err)))
 		return -1;
 	r = log_stmt_run(db, which, table, k, seq, err);
-	if (r == 0 && which == SLC_FIND) {
-		r = log_stmt_run(db, SLC_FIND_MOVED, table, k, seq, err);
-		r = r > 0 ? 2 : r;
+	if (r >= 0 && which == SLC_FIND) {
+		int moved = log_stmt_run(db, SLC_FIND_MOVED, table, k, r ? NULL : seq, err);
+		r = moved < 0 ? -1 : r | (moved ? 2 : 0);
 	}
 	sl__stmt_done(k);
 	return r;

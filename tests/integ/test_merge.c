@@ -1,8 +1,10 @@
 /* test_merge.c: the merge point's harder cases: a remote TRUNCATE against
  * unpushed local rows, a TOASTed column a remote update leaves out against
  * a local delete, and last-write-wins with deletes on either side (a
- * delete is a version with a time, not an infinitely old one); and
- * `check` warning where last-write-wins has no remote times. */
+ * delete is a version with a time, not an infinitely old one), a remote
+ * change at a key a pending local key move took, under every strategy
+ * that settles on the pull; and `check` warning where last-write-wins has
+ * no remote times. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
@@ -197,4 +199,59 @@ Test(merge, keep_both_over_a_local_key_move_leaves_no_row_behind)
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "3|remote\n");
 	cr_assert_str_eq(it_sqlite_rows(&env, "SELECT id, v FROM t ORDER BY id"), "3|remote\n");
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE local_row LIKE '%moved%'"), 1);
+}
+
+/* The row at a key can be both changed there and the target of a later
+ * local key move onto it (delete 2, then move 1 -> 2): the local row at 2
+ * is the moved one.  A remote change of key 2 that wins on the pull must
+ * not drop the one change and leave the move to re-create the row in
+ * Postgres only (found by the soak: the client ended without the row
+ * Postgres and every other client held). */
+static void move_onto_changed_key(const char *name, const char *strategy, const char *local_sql,
+                                  const char *remote_sql)
+{
+	char conf[64], out[16384];
+	it_setup(&env, name);
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')");
+	snprintf(conf, sizeof conf, "conflict = %s\n", strategy);
+	it_write_conf(&env, "manual", conf);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, local_sql);
+	it_sleep_ms(100);
+	it_sql(&env, remote_sql);
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+	replicas_equal("id, a");
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT a FROM t WHERE id = 3"), "three\n");
+}
+
+#define MOVE_ONTO_2 "DELETE FROM t WHERE id = 2; UPDATE t SET id = 2, a = 'moved' WHERE id = 1"
+
+Test(merge, last_write_wins_a_newer_remote_delete_at_a_key_a_local_move_took)
+{
+	move_onto_changed_key("mg_move_lww", "last-write-wins", MOVE_ONTO_2, "DELETE FROM t WHERE id = 2");
+}
+
+Test(merge, merge_a_newer_remote_delete_at_a_key_a_local_move_took)
+{
+	move_onto_changed_key("mg_move_merge", "merge", MOVE_ONTO_2, "DELETE FROM t WHERE id = 2");
+}
+
+Test(merge, remote_wins_a_remote_update_at_a_key_a_local_move_took)
+{
+	move_onto_changed_key("mg_move_rw", "remote-wins", MOVE_ONTO_2, "UPDATE t SET a = 'remote' WHERE id = 2");
+}
+
+Test(merge, keep_both_a_remote_update_at_a_key_a_local_move_took)
+{
+	move_onto_changed_key("mg_move_kb", "keep-both", MOVE_ONTO_2, "UPDATE t SET a = 'remote' WHERE id = 2");
+}
+
+/* The moved row changed again at its new key: the same, the row's own
+ * change now the newest. */
+Test(merge, last_write_wins_a_newer_remote_delete_at_a_key_a_local_move_took_then_changed)
+{
+	move_onto_changed_key("mg_move_lww2", "last-write-wins", MOVE_ONTO_2 "; UPDATE t SET a = 'later' WHERE id = 2",
+	                      "DELETE FROM t WHERE id = 2");
 }
