@@ -237,10 +237,6 @@ static int record_settled(struct pgsb *b, const struct br_table *t, const struct
 	return 0;
 }
 
-/* Settled here: remote-wins and keep-both (the remote change wins; keep-
- * both keeps the local version in _pgsqlite_conflicts), and a remote
- * delete newer than the local change under last-write-wins.  Otherwise the
- * local version stays: its push finds Postgres changed and settles there. */
 /* The newest pending change of the row, when it moved the row to another
  * key: its new image (malloc'd), else NULL. */
 static char *moved_image(struct pgsb *b, const struct br_table *t, const char *pk,
@@ -299,6 +295,26 @@ static int settle_moved(struct pgsb *b, const struct br_table *t, const struct d
 	return rc;
 }
 
+/* The row moved away to a key that has changes of its own pending (the
+ * moved row changed again there, or the key was freed just before the
+ * move): 1.  Settled here, the move would be dropped but not those
+ * changes, and the key would be left to the one or the other; the push
+ * sees the whole chain and settles it against Postgres. */
+static int moved_key_busy(struct pgsb *b, const struct br_table *t, const struct dec_field *mkey,
+                          size_t nmkey, char *err, size_t cap)
+{
+	struct sl_err e = {0};
+	int own = sl_pending_for_row(b->db, t->local, mkey, nmkey, NULL, &e);
+
+	if (own < 0)
+		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+	return own < 0 ? -1 : (own & 1) != 0;
+}
+
+/* Settled here: remote-wins and keep-both (the remote change wins; keep-
+ * both keeps the local version in _pgsqlite_conflicts), and a remote
+ * delete newer than the local change under last-write-wins.  Otherwise the
+ * local version stays: its push finds Postgres changed and settles there. */
 static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                           const struct dec_field *key, size_t nkey, bool *apply, char *err,
                           size_t cap)
@@ -319,6 +335,11 @@ static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct
 	dec_parser_init(&mp);
 	char *moved = moved_image(b, t, pk, rec, mkey, &nmkey, &mp);
 	int rc = 0;
+	if (moved && (rc = moved_key_busy(b, t, mkey, nmkey, err, cap)) != 0) {
+		rc = rc < 0 ? -1 : 0; /* left to the push */
+		free(moved);
+		goto out;
+	}
 	if (moved) { /* the local version lives at its new key */
 		free(local);
 		local = moved;
@@ -335,6 +356,7 @@ static int settle_on_pull(struct pgsb *b, const struct br_table *t, const struct
 	}
 	if (rc == 0 && won && moved)
 		rc = settle_moved(b, t, mkey, nmkey, err, cap);
+out:
 	dec_parser_free(&mp);
 	free(pk);
 	free(local);

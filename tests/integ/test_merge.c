@@ -255,3 +255,84 @@ Test(merge, last_write_wins_a_newer_remote_delete_at_a_key_a_local_move_took_the
 	move_onto_changed_key("mg_move_lww2", "last-write-wins", MOVE_ONTO_2 "; UPDATE t SET a = 'later' WHERE id = 2",
 	                      "DELETE FROM t WHERE id = 2");
 }
+
+/* The other way round: the local row moved away (1 -> 2) and was changed
+ * again at its new key; a remote change of key 1 wins on the pull.  The
+ * newest local version must not be overwritten unrecorded by what
+ * Postgres holds at 2 (found by the soak under keep-both). */
+static void moved_then_changed(const char *name, const char *strategy, const char *local_sql,
+                               const char *remote_sql)
+{
+	char conf[64], out[16384];
+	it_setup(&env, name);
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'one'), (3, 'three'), (5, 'five')");
+	snprintf(conf, sizeof conf, "conflict = %s\n", strategy);
+	it_write_conf(&env, "manual", conf);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sql(&env, "INSERT INTO t VALUES (2, 'taken in Postgres')"); /* not pulled yet */
+	it_sqlite_exec(&env, local_sql);
+	it_sleep_ms(100);
+	it_sql(&env, remote_sql);
+	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
+	replicas_equal("id, a");
+	if (strcmp(strategy, "keep-both") != 0)
+		return;
+	bool kept = it_sql_int(&env, "SELECT count(*) FROM t WHERE a = 'later'") == 1 ||
+	            it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE local_row LIKE '%later%'") == 1;
+	cr_assert(kept, "the newest local version is neither in Postgres nor kept: %s",
+	          it_sqlite_rows(&env, "SELECT pk, local_row, resolution FROM _pgsqlite_conflicts"));
+}
+
+#define REMOTE_1 "UPDATE t SET a = 'remote' WHERE id = 1"
+#define MOVED_AWAY "UPDATE t SET id = 2, a = 'moved' WHERE id = 1; UPDATE t SET a = 'later' WHERE id = 2"
+
+Test(merge, keep_both_a_remote_update_of_a_row_moved_away_and_changed_again)
+{
+	moved_then_changed("mg_moved_kb", "keep-both", MOVED_AWAY, REMOTE_1);
+}
+
+Test(merge, remote_wins_a_remote_update_of_a_row_moved_away_and_changed_again)
+{
+	moved_then_changed("mg_moved_rw", "remote-wins", MOVED_AWAY, REMOTE_1);
+}
+
+/* The soak's chain: key 1 freed, row 5 moved onto it and changed there,
+ * then moved on to 2 and changed there twice. */
+Test(merge, keep_both_a_remote_update_of_a_key_a_local_move_took_then_left)
+{
+	moved_then_changed("mg_moved_kb2", "keep-both",
+	                   "DELETE FROM t WHERE id = 1; UPDATE t SET id = 1, a = 'in' WHERE id = 5;"
+	                   "UPDATE t SET a = 'at 1' WHERE id = 1; UPDATE t SET id = 2, a = 'moved' WHERE id = 1;"
+	                   "UPDATE t SET a = 'at 2' WHERE id = 2; UPDATE t SET a = 'later' WHERE id = 2", REMOTE_1);
+}
+
+/* Postgres then deletes and re-inserts the new key before the pull gets
+ * there: the row at 2 still carries the newest local version when that
+ * delete meets it (keep-both keeps it for a person). */
+Test(merge, keep_both_a_row_moved_away_keeps_its_new_key_for_its_push)
+{
+	moved_then_changed("mg_moved_kb3", "keep-both", MOVED_AWAY,
+	                   REMOTE_1 "; DELETE FROM t WHERE id = 2; INSERT INTO t VALUES (2, 'again')");
+}
+
+Test(merge, remote_wins_a_row_moved_away_keeps_its_new_key_for_its_push)
+{
+	moved_then_changed("mg_moved_rw3", "remote-wins", MOVED_AWAY,
+	                   REMOTE_1 "; DELETE FROM t WHERE id = 2; INSERT INTO t VALUES (2, 'again')");
+}
+
+/* And a row moved onto a key freed just before (delete 2, move 1 -> 2)
+ * when the remote change of its old key wins. */
+Test(merge, keep_both_a_remote_update_of_a_row_moved_onto_a_freed_key)
+{
+	move_onto_changed_key("mg_moved_kb4", "keep-both", MOVE_ONTO_2, REMOTE_1);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE local_row LIKE '%moved%'"), 1,
+	             "%s", it_sqlite_rows(&env, "SELECT pk, local_row, resolution FROM _pgsqlite_conflicts"));
+}
+
+Test(merge, last_write_wins_a_newer_remote_delete_of_a_row_moved_onto_a_freed_key)
+{
+	move_onto_changed_key("mg_moved_lww4", "last-write-wins", MOVE_ONTO_2, "DELETE FROM t WHERE id = 1");
+}
