@@ -207,22 +207,33 @@ Test(merge, keep_both_over_a_local_key_move_leaves_no_row_behind)
  * not drop the one change and leave the move to re-create the row in
  * Postgres only (found by the soak: the client ended without the row
  * Postgres and every other client held). */
-static void move_onto_changed_key(const char *name, const char *strategy, const char *local_sql,
-                                  const char *remote_sql)
+/* Table t with `rows`, then (not pulled yet) `unpulled` in Postgres; the
+ * local and the remote statements, one sync: nothing left pending, and
+ * SQLite equal to Postgres. */
+static void moves_sync(const char *name, const char *strategy, const char *rows, const char *unpulled,
+                       const char *local_sql, const char *remote_sql)
 {
 	char conf[64], out[16384];
 	it_setup(&env, name);
 	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text)");
-	it_sql(&env, "INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')");
+	it_sql(&env, "INSERT INTO t VALUES %s", rows);
 	snprintf(conf, sizeof conf, "conflict = %s\n", strategy);
 	it_write_conf(&env, "manual", conf);
 	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	if (unpulled)
+		it_sql(&env, "INSERT INTO t VALUES %s", unpulled);
 	it_sqlite_exec(&env, local_sql);
 	it_sleep_ms(100);
-	it_sql(&env, remote_sql);
+	it_sql(&env, "%s", remote_sql);
 	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
 	replicas_equal("id, a");
+}
+
+static void move_onto_changed_key(const char *name, const char *strategy, const char *local_sql,
+                                  const char *remote_sql)
+{
+	moves_sync(name, strategy, "(1, 'one'), (2, 'two'), (3, 'three')", NULL, local_sql, remote_sql);
 	cr_assert_str_eq(it_pg_rows(&env, "SELECT a FROM t WHERE id = 3"), "three\n");
 }
 
@@ -263,20 +274,8 @@ Test(merge, last_write_wins_a_newer_remote_delete_at_a_key_a_local_move_took_the
 static void moved_then_changed(const char *name, const char *strategy, const char *local_sql,
                                const char *remote_sql)
 {
-	char conf[64], out[16384];
-	it_setup(&env, name);
-	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, a text)");
-	it_sql(&env, "INSERT INTO t VALUES (1, 'one'), (3, 'three'), (5, 'five')");
-	snprintf(conf, sizeof conf, "conflict = %s\n", strategy);
-	it_write_conf(&env, "manual", conf);
-	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
-	it_sql(&env, "INSERT INTO t VALUES (2, 'taken in Postgres')"); /* not pulled yet */
-	it_sqlite_exec(&env, local_sql);
-	it_sleep_ms(100);
-	it_sql(&env, remote_sql);
-	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
-	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0);
-	replicas_equal("id, a");
+	moves_sync(name, strategy, "(1, 'one'), (3, 'three'), (5, 'five')", "(2, 'taken in Postgres')",
+	           local_sql, remote_sql);
 	if (strcmp(strategy, "keep-both") != 0)
 		return;
 	bool kept = it_sql_int(&env, "SELECT count(*) FROM t WHERE a = 'later'") == 1 ||
