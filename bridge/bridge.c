@@ -76,7 +76,10 @@ struct pgsb *pgsb_new(struct cfg *cfg, char *err, size_t errcap)
 		return NULL;
 	}
 	cfg_mask_conninfo(cfg->postgres, b->conninfo_masked, sizeof b->conninfo_masked);
-	if (sl_open(cfg->sqlite, &b->db, &e)) {
+	/* The pull's commits are visible at once and synced before they are
+	 * acknowledged to Postgres (repl_send_feedback): the sync is off the
+	 * path a row takes to the app. */
+	if (sl_open(cfg->sqlite, &b->db, &e) || sl_wal_defer_sync(b->db, 1000, &e)) {
 		snprintf(err, errcap, "cannot open SQLite file \"%s\": %s", cfg->sqlite, e.msg);
 		pgsb_free(b);
 		return NULL;

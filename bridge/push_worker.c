@@ -81,12 +81,16 @@ void push_window_leave(struct pgsb *b)
 /* The push's commits leave the WAL to grow to ROUND_WAL_PAGES before they
  * copy it back into the file themselves: the copying waits for the end of
  * a round, after Postgres has the changes (a checkpoint per batch used to
- * be most of a batch's local mark).  The other connections keep SQLite's
- * default and may copy it sooner. */
+ * be most of a batch's local mark), and for the log to hold ROUND_CKPT_MIN
+ * pages (one per round of one row cost more than the rest of the round).
+ * The other connections keep SQLite's default and may copy it sooner. */
 #define ROUND_WAL_PAGES 16384
+#define ROUND_CKPT_MIN 1000
 
 static void checkpoint(struct pgsb *b)
 {
+	if (sl_wal_frames(b->push.db) < ROUND_CKPT_MIN)
+		return;
 	int rc = sqlite3_wal_checkpoint_v2(sl_handle(b->push.db), NULL, SQLITE_CHECKPOINT_PASSIVE,
 	                                   NULL, NULL);
 	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
@@ -260,7 +264,7 @@ int push_worker_start(struct pgsb *b, char *err, size_t cap)
 	b->push.worker = w;
 	b->push.stopping = false;
 	sqlite3_busy_handler(sl_handle(b->push.db), busy_wait, b);
-	sqlite3_wal_autocheckpoint(sl_handle(b->push.db), ROUND_WAL_PAGES);
+	sl_wal_watch(b->push.db, ROUND_WAL_PAGES);
 	if (pthread_create(&w->thread, NULL, worker_main, b)) {
 		ev_async_stop(b->loop, &w->wake);
 		b->push.worker = NULL;

@@ -36,6 +36,15 @@ void repl_send_feedback(struct pgsb *b, bool reply_requested)
 
 	if (!r->conn || r->state == REPL_IDLE)
 		return;
+	/* Only what is on disk is acknowledged: the pull's commits are not
+	 * synced one by one (bridge.c), so the log is synced here first. */
+	struct sl_err e = {0};
+	if (sl_wal_sync(b->db, &e)) {
+		if (!r->send_failed)
+			log_warn("cannot acknowledge the applied transactions: %s", e.msg);
+		r->send_failed = true;
+		return;
+	}
 	msg[0] = 'r';
 	put_be64(msg + 1, r->received_lsn > r->ack_lsn ? r->received_lsn : r->ack_lsn);
 	put_be64(msg + 9, r->ack_lsn);

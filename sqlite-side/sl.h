@@ -272,4 +272,16 @@ int sl_conflict_record(struct sl_db *db, const char *table, const char *pk_json,
                        const char *resolution, bool resolved, struct sl_err *err)
 	__attribute__((warn_unused_result));
 
+/* The write-ahead log (sl_wal.c).  sl_wal_watch: count the log's frames
+ * at each commit of this connection (sl_wal_frames) and checkpoint at
+ * autocheckpoint frames (0: never).  sl_wal_defer_sync: the same, and the
+ * connection's commits are no longer synced one by one
+ * (synchronous=NORMAL): visible at once, durable only after sl_wal_sync
+ * (or a later synced commit of any connection).  sl_wal_sync: syncs the
+ * log if this connection committed since; 0 or -1. */
+void sl_wal_watch(struct sl_db *db, int autocheckpoint);
+int sl_wal_defer_sync(struct sl_db *db, int autocheckpoint, struct sl_err *err);
+int sl_wal_sync(struct sl_db *db, struct sl_err *err);
+int sl_wal_frames(const struct sl_db *db);
+
 #endif

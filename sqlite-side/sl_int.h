@@ -83,6 +83,9 @@ struct sl_db {
 	size_t ntypes;
 	struct sl_added *added;   /* columns sl_apply added to existing tables */
 	size_t nadded, added_cap;
+	int wal_frames;           /* sl_wal.c: the log's size at our last commit */
+	int wal_autockpt;         /* checkpoint at this many frames (0: never) */
+	bool wal_unsynced;        /* committed since the log was last synced */
 };
 
 /* A column sl_apply added to an existing table (sl_added_count). */
