@@ -115,6 +115,7 @@ struct repl {
 	bool paused;              /* the push's commit window: the stream is not read */
 	bool send_failed;         /* a feedback could not be sent: the next tick drops the
 	                             connection (while paused nothing else would notice) */
+	char sync_error[256];     /* the log could not be synced before a feedback: fatal */
 	bool skipping;            /* the transaction in hand was applied before a restart */
 	int64_t last_feedback_us; /* when the last standby status update was sent */
 	int64_t last_reply_req_us;/* when we last asked the server for a keepalive */

@@ -476,10 +476,11 @@ static void trace_state(struct pgsb *b, const struct br_table *t, const struct d
 	free(pk);
 }
 
-/* A row in the push's batch that this remote change takes from its key
- * (a delete, or a key move away): its commit time, for the push's
- * last-write-wins (push_fence.c). */
-static void note_gone_in_flight(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+/* A row left to the push (in its batch in flight, or pending behind a
+ * local key move) that this remote change takes from its key (a delete,
+ * or a key move away): its commit time, for the push's last-write-wins
+ * (push_fence.c). */
+static void note_gone_for_push(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                                 const struct dec_field *key, size_t nkey)
 {
 	if (!conflict_by_time(b, t) ||
@@ -512,16 +513,17 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 		return 0;
 	case MERGE_MOVE_TARGET: /* the local row at this key is the moved one */
 		*apply = false;
+		note_gone_for_push(b, t, rec, key, nkey);
 		if (rec->action == DEC_UPDATE && rec->nidentity)
 			return refresh_new_key(b, t, rec, key, nkey, err, cap);
 		return 0;
 	case MERGE_PENDING_LOCAL:
 	case MERGE_PUSHING: /* the push in flight settles it against Postgres */
 		*apply = false;
-		if (state == MERGE_PUSHING)
-			note_gone_in_flight(b, t, rec, key, nkey);
 		if (state == MERGE_PENDING_LOCAL && settle_on_pull(b, t, rec, key, nkey, apply, err, cap))
 			return -1;
+		if (!*apply) /* the local version stays, for the push to settle */
+			note_gone_for_push(b, t, rec, key, nkey);
 		/* A remote key move whose old key stays local (for the push to
 		 * settle): the row at its new key still comes from Postgres. */
 		if (!*apply && rec->action == DEC_UPDATE && rec->nidentity)

@@ -4,8 +4,9 @@
  * the push, which settles it against Postgres.  For a row Postgres no
  * longer has, the push cannot see when it was deleted, and last-write-wins
  * needs that time.  The stream carries it: the pull notes here every
- * remote delete (or key move away) of a row in flight, with its commit
- * time.  Before the push decides such a row, it puts a fence in the WAL (a
+ * remote delete (or key move away) of a row it leaves to the push (in
+ * flight, or pending behind a local key move), with its commit time.  In
+ * `sync` the pull has read to the end before the push starts.  Before the push decides such a row, it puts a fence in the WAL (a
  * logical message naming this bridge's slot, from a connection without
  * our origin, so our own stream sees it) and waits, briefly, until the
  * pull has read past it: by then every delete committed before the push's
@@ -140,7 +141,9 @@ bool fence_delete_time(struct pgsb *b, const char *table, const char *pk, char *
 {
 	struct push_fence *f = b->push.fence;
 
-	if (!f || !b->push.worker || !fence_passed(b)) {
+	/* Without the push thread (`sync`), the pull has read the stream to
+	 * its end before the push began: no fence is needed. */
+	if (!f || (b->push.worker && !fence_passed(b))) {
 		log_debug("push: no fence through the stream; %s %s decided without a delete time", table, pk);
 		return false;
 	}

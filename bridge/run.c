@@ -267,9 +267,16 @@ static void tick_streaming(struct pgsb *b, int64_t now)
 
 	if (r->send_failed) {
 		char why[600];
-		snprintf(why, sizeof why, "cannot send to the server: %s", PQerrorMessage(r->conn));
+		/* A failed sync is not retried: the kernel may have dropped the
+		 * pages it could not write, and a second sync would say yes. */
+		bool sync = r->sync_error[0] != '\0';
+		if (sync)
+			snprintf(why, sizeof why, "cannot sync the SQLite file's log to disk (%s): stopping "
+			         "without acknowledging what it holds", r->sync_error);
+		else
+			snprintf(why, sizeof why, "cannot send to the server: %s", PQerrorMessage(r->conn));
 		r->send_failed = false;
-		run_connection_lost(b, why, true);
+		run_connection_lost(b, why, !sync);
 		return;
 	}
 	if (b->stopping || b->limits.hold_pull || run_session_at_end(b)) {

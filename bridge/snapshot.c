@@ -514,6 +514,14 @@ int snap_init(struct pgsb *b, bool resync, char *err, size_t cap)
 		rc = snapshot_copy(b, pc, resync || snap_is_initialized(b), err, cap);
 	if (rc == 0)
 		rc = install_capture(b, err, cap);
+	/* The new slot already confirms its start: the copy must be on disk
+	 * before anything relies on it (the pull's commits are not synced
+	 * one by one). */
+	struct sl_err e = {0};
+	if (rc == 0 && sl_wal_sync(b->db, &e)) {
+		snprintf(err, cap, "cannot sync the copied tables to disk: %s", e.msg);
+		rc = -1;
+	}
 out:
 	PQfinish(pc);
 	return rc;

@@ -40,9 +40,8 @@ void repl_send_feedback(struct pgsb *b, bool reply_requested)
 	 * synced one by one (bridge.c), so the log is synced here first. */
 	struct sl_err e = {0};
 	if (sl_wal_sync(b->db, &e)) {
-		if (!r->send_failed)
-			log_warn("cannot acknowledge the applied transactions: %s", e.msg);
-		r->send_failed = true;
+		snprintf(r->sync_error, sizeof r->sync_error, "%.200s", e.msg);
+		r->send_failed = true; /* fatal: see tick_streaming */
 		return;
 	}
 	msg[0] = 'r';

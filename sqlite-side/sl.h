@@ -278,7 +278,8 @@ int sl_conflict_record(struct sl_db *db, const char *table, const char *pk_json,
  * connection's commits are no longer synced one by one
  * (synchronous=NORMAL): visible at once, durable only after sl_wal_sync
  * (or a later synced commit of any connection).  sl_wal_sync: syncs the
- * log if this connection committed since; 0 or -1. */
+ * log if this connection committed since (or has not synced since
+ * sl_wal_defer_sync); 0 or -1, and -1 ever after one failed. */
 void sl_wal_watch(struct sl_db *db, int autocheckpoint);
 int sl_wal_defer_sync(struct sl_db *db, int autocheckpoint, struct sl_err *err);
 int sl_wal_sync(struct sl_db *db, struct sl_err *err);

@@ -86,6 +86,7 @@ struct sl_db {
 	int wal_frames;           /* sl_wal.c: the log's size at our last commit */
 	int wal_autockpt;         /* checkpoint at this many frames (0: never) */
 	bool wal_unsynced;        /* committed since the log was last synced */
+	bool wal_sync_failed;     /* a sync failed: every later one fails too */
 };
 
 /* A column sl_apply added to an existing table (sl_added_count). */

@@ -30,6 +30,9 @@ int sl_wal_defer_sync(struct sl_db *db, int autocheckpoint, struct sl_err *err)
 	if (sl_exec(db, "PRAGMA synchronous=NORMAL", "cannot set synchronous", NULL, err))
 		return -1;
 	sl_wal_watch(db, autocheckpoint);
+	/* What a process before us committed the same way (and died before
+	 * its sync) is in the log too: the first sl_wal_sync syncs. */
+	db->wal_unsynced = true;
 	return 0;
 }
 
@@ -37,12 +40,18 @@ int sl_wal_sync(struct sl_db *db, struct sl_err *err)
 {
 	sqlite3_file *f = NULL;
 
+	/* A failed sync stays failed: the kernel may drop the pages it could
+	 * not write and answer the next sync with success. */
+	if (db->wal_sync_failed)
+		return sl_fail(err, SQLITE_IOERR, "an earlier sync of the write-ahead log failed");
 	if (!db->wal_unsynced)
 		return 0;
 	if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f) != SQLITE_OK)
 		return sl_fail_db(db, err, "cannot find the write-ahead log of", "main");
-	if (f && f->pMethods && f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) != SQLITE_OK)
+	if (f && f->pMethods && f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) != SQLITE_OK) {
+		db->wal_sync_failed = true;
 		return sl_fail(err, SQLITE_IOERR, "cannot sync the write-ahead log to disk");
+	}
 	db->wal_unsynced = false;
 	return 0;
 }

@@ -201,12 +201,6 @@ Test(merge, keep_both_over_a_local_key_move_leaves_no_row_behind)
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE local_row LIKE '%moved%'"), 1);
 }
 
-/* The row at a key can be both changed there and the target of a later
- * local key move onto it (delete 2, then move 1 -> 2): the local row at 2
- * is the moved one.  A remote change of key 2 that wins on the pull must
- * not drop the one change and leave the move to re-create the row in
- * Postgres only (found by the soak: the client ended without the row
- * Postgres and every other client held). */
 /* Table t with `rows`, then (not pulled yet) `unpulled` in Postgres; the
  * local and the remote statements, one sync: nothing left pending, and
  * SQLite equal to Postgres. */
@@ -230,6 +224,12 @@ static void moves_sync(const char *name, const char *strategy, const char *rows,
 	replicas_equal("id, a");
 }
 
+/* The row at a key can be both changed there and the target of a later
+ * local key move onto it (delete 2, then move 1 -> 2): the local row at 2
+ * is the moved one.  A remote change of key 2 that wins on the pull must
+ * not drop the one change and leave the move to re-create the row in
+ * Postgres only (found by the soak: the client ended without the row
+ * Postgres and every other client held). */
 static void move_onto_changed_key(const char *name, const char *strategy, const char *local_sql,
                                   const char *remote_sql)
 {
@@ -334,4 +334,26 @@ Test(merge, keep_both_a_remote_update_of_a_row_moved_onto_a_freed_key)
 Test(merge, last_write_wins_a_newer_remote_delete_of_a_row_moved_onto_a_freed_key)
 {
 	move_onto_changed_key("mg_moved_lww4", "last-write-wins", MOVE_ONTO_2, "DELETE FROM t WHERE id = 1");
+}
+
+/* The push settles such a chain, and under last-write-wins it needs the
+ * remote delete's time: the pull notes it for the push (push_fence.c).
+ * Delete 2, move 1 -> 2, then a newer remote delete of 1: the delete wins,
+ * the move's row goes, and the local delete of 2 still reaches Postgres. */
+static void newer_delete_of_a_moved_row(const char *name, const char *strategy)
+{
+	move_onto_changed_key(name, strategy, MOVE_ONTO_2, "DELETE FROM t WHERE id = 1");
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, a FROM t ORDER BY 1"), "3|three\n");
+	cr_assert_geq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE resolution = 'remote'"), 1,
+	              "%s", it_sqlite_rows(&env, "SELECT pk, local_row, resolution FROM _pgsqlite_conflicts"));
+}
+
+Test(merge, last_write_wins_a_newer_remote_delete_beats_a_local_move_left_to_the_push)
+{
+	newer_delete_of_a_moved_row("mg_moved_lww5", "last-write-wins");
+}
+
+Test(merge, merge_a_newer_remote_delete_beats_a_local_move_left_to_the_push)
+{
+	newer_delete_of_a_moved_row("mg_moved_merge5", "merge");
 }

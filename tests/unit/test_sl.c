@@ -219,37 +219,6 @@ Test(sl, reopening_keeps_tables_rows_and_state)
 	expect("SELECT group_concat(id || name, ',') FROM items", "1a,2b");
 }
 
-/* The pull's connection: commits not synced one by one, the log's size
- * known at each commit, a checkpoint at the threshold, a sync on demand. */
-Test(sl, a_deferred_sync_connection_counts_frames_and_checkpoints_at_its_threshold)
-{
-	struct sl_err e = {0};
-
-	open_db();
-	cr_assert_eq(sl_wal_defer_sync(db, 6, &e), 0, "%s", e.msg);
-	expect_on(sl_handle(db), "PRAGMA synchronous", "1");
-	cr_assert_eq(sl_wal_frames(db), 0);
-	cr_assert_eq(sl_wal_sync(db, &e), 0, "nothing committed yet: %s", e.msg);
-	int most = 0;
-	for (int i = 0; i < 20; i++) {
-		char id[8];
-		snprintf(id, sizeof id, "%d", i);
-		begin();
-		items_insert(id, "x");
-		commit();
-		cr_assert_gt(sl_wal_frames(db), 0);
-		if (i > 0) /* the first also creates the table */
-			most = sl_wal_frames(db) > most ? sl_wal_frames(db) : most;
-	}
-	cr_assert_lt(most, 6 + 6, "the log grew to %d frames: no checkpoint at 6", most);
-	cr_assert_eq(sl_wal_sync(db, &e), 0, "%s", e.msg);
-	cr_assert_eq(sl_wal_sync(db, &e), 0, "%s", e.msg);
-	sl_close(db);
-	db = NULL;
-	open_db();
-	expect("SELECT count(*) FROM items", "20");
-}
-
 Test(sl, open_of_a_file_that_is_not_a_database_fails)
 {
 	struct sl_err e = {0};
