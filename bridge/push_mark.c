@@ -295,17 +295,19 @@ static int apply_outcome(struct pgsb *b, const struct entry *e, struct sl_err *e
 		return 0; /* SQLite already holds what Postgres holds */
 	if (e->moved && settle_new_key(b, e, err))
 		return -1;
-	if (push__local_pending(b, e->t, e->key))
-		return 0;
+	bool at_key = !push__local_pending(b, e->t, e->key);
 	if (e->outcome == OUT_REMOTE || e->outcome == OUT_REFRESH || (e->outcome == OUT_NOTHING && e->remote))
-		return push__settle_key(b, e->t, e->remote, 0, e->key, err);
+		return at_key ? push__settle_key(b, e->t, e->remote, 0, e->key, err) : 0;
 	if (e->outcome == OUT_LOCAL && !e->final)
-		return push__settle_key(b, e->t, NULL, 0, e->key, err);
+		return at_key ? push__settle_key(b, e->t, NULL, 0, e->key, err) : 0;
 	if (e->outcome == OUT_NOTHING || !e->res || e->row < 0 || (e->outcome == OUT_PUSHED && e->op == 'D'))
 		return 0;
-	if (e->final && push__key_moved(b, e->t, e->base, e->final) && new_key_pending(b, e))
-		return 0; /* the row moved: a later change waits at its new key */
-	return push__settle_key(b, e->t, e->res, e->row, e->key, err);
+	/* The row as Postgres returned it.  When it moved, it goes to its new
+	 * key: a later change waits there, or not; one at the old key is
+	 * another row's (a new row at the freed key) and holds nothing back. */
+	if (e->final && push__key_moved(b, e->t, e->base, e->final))
+		return new_key_pending(b, e) ? 0 : push__settle_key(b, e->t, e->res, e->row, e->key, err);
+	return at_key ? push__settle_key(b, e->t, e->res, e->row, e->key, err) : 0;
 }
 
 /* The pk JSON (the triggers' form) of the row's final image (malloc'd). */

@@ -357,3 +357,29 @@ Test(merge, merge_a_newer_remote_delete_beats_a_local_move_left_to_the_push)
 {
 	newer_delete_of_a_moved_row("mg_moved_merge5", "merge");
 }
+
+/* A local key move (7 -> 2) that the push settles by merging with a remote
+ * change of the old key, and a new row inserted locally at the freed key
+ * 7: the merged row goes to key 2 on both sides; the change pending at 7
+ * is another row's and does not hold it back (found by the soak). */
+static void merged_move_with_a_new_row_at_the_old_key(const char *name, const char *strategy)
+{
+	moves_sync(name, strategy, "(7, 'seven'), (3, 'three')", NULL,
+	           "UPDATE t SET id = 2, a = 'moved' WHERE id = 7; INSERT INTO t VALUES (7, 'new at 7')",
+	           "UPDATE t SET a = 'remote' WHERE id = 7");
+}
+
+Test(merge, merge_a_merged_key_move_is_written_at_its_new_key_despite_a_new_row_at_the_old)
+{
+	merged_move_with_a_new_row_at_the_old_key("mg_mmove_merge", "merge");
+}
+
+Test(merge, local_wins_a_winning_key_move_is_written_at_its_new_key_despite_a_new_row_at_the_old)
+{
+	merged_move_with_a_new_row_at_the_old_key("mg_mmove_lw", "local-wins");
+}
+
+Test(merge, last_write_wins_a_key_move_with_a_new_row_at_the_old_key)
+{
+	merged_move_with_a_new_row_at_the_old_key("mg_mmove_lww", "last-write-wins");
+}
