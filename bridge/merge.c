@@ -5,7 +5,9 @@
  * its statements may already be in Postgres), or pushed but not yet seen
  * (our push wrote a newer version: skip it).  One more state, remote
  * newer, is what the push finds when its guarded statement misses;
- * conflict.c decides it there by the same strategy.  A remote TRUNCATE keeps rows with unpushed changes. */
+ * conflict.c decides it there by the same strategy.  A remote TRUNCATE keeps rows with unpushed changes.
+ * A remote key move is judged at both keys: onto a key with local changes
+ * it leaves that key to the push. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -417,6 +419,33 @@ static int refresh_new_key(struct pgsb *b, const struct br_table *t, const struc
 	return refresh_key(b, t, newk, nnew, err, cap);
 }
 
+/* A remote key move of an agreed row onto a key with pending local
+ * changes: applied, it would replace the local row there (as an insert,
+ * when the old key is gone locally) before its push or a keep-both record
+ * could see it.  The old key is refreshed from Postgres instead; the new
+ * key is left to its push. */
+static int move_onto_pending(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
+                             const struct dec_field *key, size_t nkey, bool *apply, char *err,
+                             size_t cap)
+{
+	struct dec_field newk[64];
+	size_t nnew = rec->action == DEC_UPDATE && rec->nidentity ? new_key(rec, newk) : 0;
+	struct sl_err e = {0};
+
+	if (nnew != nkey || nnew == 0 || same_key(key, newk, nnew))
+		return 0;
+	int pending = sl_pending_for_row(b->db, t->local, newk, nnew, NULL, &e);
+	if (pending <= 0) {
+		if (pending < 0)
+			snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+		return pending;
+	}
+	*apply = false;
+	log_debug("pull: a remote key move of \"%s\" onto a key with local changes: the old key "
+	          "refreshed, the new one left to the push", t->local);
+	return refresh_key(b, t, key, nkey, err, cap);
+}
+
 int merge_converge_from_postgres(struct pgsb *b, const struct br_table *t,
                                  const struct dec_record *rec, char *err, size_t cap)
 {
@@ -529,7 +558,7 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 		if (!*apply && rec->action == DEC_UPDATE && rec->nidentity)
 			return refresh_new_key(b, t, rec, key, nkey, err, cap);
 		return 0;
-	default:
-		return 0;
+	default: /* agreed */
+		return move_onto_pending(b, t, rec, key, nkey, apply, err, cap);
 	}
 }

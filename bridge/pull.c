@@ -150,6 +150,13 @@ static int set_aside(struct pgsb *b, const struct br_table *t, const struct dec_
 		ev_emit_error(b, msg, false);
 		ev_emit_conflict(b, t->local, pk, cfg_conflict_name(t->conflict), "rejected");
 		rc = merge_converge_from_postgres(b, t, rec, err, cap); /* the rows as Postgres has them */
+		/* SQLite refusing those too (an app's own trigger or constraint)
+		 * leaves the rows as they are; only a lost connection retries. */
+		if (rc && b->exact_conn && PQstatus(b->exact_conn) == CONNECTION_OK) {
+			log_warn("the rows of \"%s\" as Postgres holds them cannot be written either (%s); "
+			         "left as they are", t->local, err);
+			rc = 0;
+		}
 	}
 	free(pk);
 	free(remote);

@@ -383,3 +383,34 @@ Test(merge, last_write_wins_a_key_move_with_a_new_row_at_the_old_key)
 {
 	merged_move_with_a_new_row_at_the_old_key("mg_mmove_lww", "last-write-wins");
 }
+
+/* A remote key move (7 -> 5) onto a key with a pending local change (a
+ * new local row 5), then a remote delete of 5: the move must not replace
+ * the local row before its push or a keep-both record sees it (found by
+ * the soak: the newest local version was dropped unrecorded).  Row 7 is
+ * gone locally by the time the move arrives (a remote change of 7 won
+ * first), so the move would be applied as an insert at 5. */
+#define MOVE_7_TO_5 "UPDATE t SET a = 'r1' WHERE id = 7; UPDATE t SET id = 5, a = 'moved remote' WHERE id = 7"
+
+Test(merge, keep_both_a_remote_key_move_onto_a_pending_local_row_keeps_it)
+{
+	moves_sync("mg_rmove_kb", "keep-both", "(7, 'seven'), (3, 'three')", NULL,
+	           "UPDATE t SET a = 'local' WHERE id = 7; INSERT INTO t VALUES (5, 'local five')",
+	           MOVE_7_TO_5 "; DELETE FROM t WHERE id = 5");
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_conflicts WHERE local_row LIKE '%local five%'"),
+	             1, "%s", it_sqlite_rows(&env, "SELECT pk, local_row, resolution FROM _pgsqlite_conflicts"));
+}
+
+Test(merge, remote_wins_a_remote_key_move_onto_a_pending_local_row)
+{
+	moves_sync("mg_rmove_rw", "remote-wins", "(7, 'seven'), (3, 'three')", NULL,
+	           "UPDATE t SET a = 'local' WHERE id = 7; INSERT INTO t VALUES (5, 'local five')", MOVE_7_TO_5);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, a FROM t ORDER BY 1"), "3|three\n5|moved remote\n");
+}
+
+Test(merge, last_write_wins_a_remote_key_move_onto_a_pending_local_row)
+{
+	moves_sync("mg_rmove_lww", "last-write-wins", "(7, 'seven'), (3, 'three')", NULL,
+	           "UPDATE t SET a = 'local' WHERE id = 7; INSERT INTO t VALUES (5, 'local five')",
+	           MOVE_7_TO_5 "; DELETE FROM t WHERE id = 5");
+}
