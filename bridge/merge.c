@@ -383,7 +383,7 @@ static int refresh_key(struct pgsb *b, const struct br_table *t, const struct de
 	PQclear(r);
 	if (rc)
 		snprintf(err, cap, "cannot refresh a row of \"%s\": %s", t->local, e.msg);
-	return rc;
+	return rc && (e.code & 0xff) == SQLITE_CONSTRAINT ? -2 : rc;
 }
 
 /* The key columns of the record's new row. */
@@ -423,7 +423,9 @@ static int refresh_new_key(struct pgsb *b, const struct br_table *t, const struc
  * changes: applied, it would replace the local row there (as an insert,
  * when the old key is gone locally) before its push or a keep-both record
  * could see it.  The old key is refreshed from Postgres instead; the new
- * key is left to its push. */
+ * key is left to its push, unless that push is in flight: it may have read
+ * Postgres at that key before this move, and its mark would not look
+ * again, so the move is applied as before. */
 static int move_onto_pending(struct pgsb *b, const struct br_table *t, const struct dec_record *rec,
                              const struct dec_field *key, size_t nkey, bool *apply, char *err,
                              size_t cap)
@@ -434,12 +436,12 @@ static int move_onto_pending(struct pgsb *b, const struct br_table *t, const str
 
 	if (nnew != nkey || nnew == 0 || same_key(key, newk, nnew))
 		return 0;
-	int pending = sl_pending_for_row(b->db, t->local, newk, nnew, NULL, &e);
-	if (pending <= 0) {
-		if (pending < 0)
-			snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
-		return pending;
-	}
+	int64_t seq = 0;
+	int pending = sl_pending_for_row(b->db, t->local, newk, nnew, &seq, &e);
+	if (pending < 0)
+		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+	if (pending <= 0 || seq <= atomic_load(&b->push.inflight_seq))
+		return pending < 0 ? -1 : 0;
 	*apply = false;
 	log_debug("pull: a remote key move of \"%s\" onto a key with local changes: the old key "
 	          "refreshed, the new one left to the push", t->local);
@@ -451,11 +453,11 @@ int merge_converge_from_postgres(struct pgsb *b, const struct br_table *t,
 {
 	struct dec_field oldk[64], newk[64];
 	size_t nold = merge_record_key(rec, oldk, 64), nnew = new_key(rec, newk);
-	if (nold == rec->npk && nold && refresh_key(b, t, oldk, nold, err, cap))
-		return -1;
-	if (rec->nidentity && nnew == rec->npk && nnew && refresh_key(b, t, newk, nnew, err, cap))
-		return -1;
-	return 0;
+	int rc = nold == rec->npk && nold ? refresh_key(b, t, oldk, nold, err, cap) : 0;
+
+	if (rc == 0 && rec->nidentity && nnew == rec->npk && nnew)
+		rc = refresh_key(b, t, newk, nnew, err, cap);
+	return rc;
 }
 
 /* Where the row stands when a remote change for it arrives. */

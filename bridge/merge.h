@@ -27,7 +27,8 @@ int merge_remote_change(struct pgsb *b, const struct br_table *t, const struct d
 
 /* After a remote change was set aside: the rows it names (its old key,
  * and its new key for an update) are read from Postgres and written, or
- * deleted, locally, unless they have unpushed local changes. */
+ * deleted, locally, unless they have unpushed local changes.  0, -1, or
+ * -2 when SQLite refused to write a row (a constraint, a trigger). */
 int merge_converge_from_postgres(struct pgsb *b, const struct br_table *t,
                                  const struct dec_record *rec, char *err, size_t cap);
 

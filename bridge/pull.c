@@ -151,12 +151,14 @@ static int set_aside(struct pgsb *b, const struct br_table *t, const struct dec_
 		ev_emit_conflict(b, t->local, pk, cfg_conflict_name(t->conflict), "rejected");
 		rc = merge_converge_from_postgres(b, t, rec, err, cap); /* the rows as Postgres has them */
 		/* SQLite refusing those too (an app's own trigger or constraint)
-		 * leaves the rows as they are; only a lost connection retries. */
-		if (rc && b->exact_conn && PQstatus(b->exact_conn) == CONNECTION_OK) {
+		 * leaves the rows as they are, inside the transaction; anything
+		 * else (a lost connection, a full disk) is retried. */
+		if (rc == -2 && !sl_txn_lost(b->db)) {
 			log_warn("the rows of \"%s\" as Postgres holds them cannot be written either (%s); "
 			         "left as they are", t->local, err);
 			rc = 0;
 		}
+		rc = rc ? -1 : 0;
 	}
 	free(pk);
 	free(remote);
@@ -197,6 +199,11 @@ int pull_apply_change(struct pgsb *b, const struct br_table *t, const struct dec
 	if (apply && exact_fill_nulls(b, &b->exact_conn, rec, err, cap))
 		return -1;
 	if (apply && sl_apply(b->db, rec, &e)) {
+		if (sl_txn_lost(b->db)) { /* nothing more may run outside it */
+			snprintf(err, cap, "SQLite rolled the pull's transaction back at a change to \"%s\": %s",
+			         t->local, e.msg);
+			return -1;
+		}
 		if (unappliable(e.code))
 			return set_aside(b, t, rec, e.msg, err, cap);
 		snprintf(err, cap, "cannot apply a change to \"%s\": %s", t->local, e.msg);

@@ -41,11 +41,15 @@ sqlite3 *sl_handle(struct sl_db *db);
 /* Opens a write transaction (BEGIN IMMEDIATE) and sets the "applying" flag
  * row that tells the change-log triggers to stay quiet. */
 int sl_begin(struct sl_db *db, struct sl_err *err) __attribute__((warn_unused_result));
-/* Clears the flag and commits. Durable when it returns 0. */
+/* Clears the flag and commits.  Durable when it returns 0 (on a
+ * connection of sl_wal_defer_sync: once sl_wal_sync returns 0). */
 int sl_commit(struct sl_db *db, struct sl_err *err) __attribute__((warn_unused_result));
 /* Rolls back if a transaction is open. */
 void sl_rollback(struct sl_db *db);
 bool sl_in_txn(const struct sl_db *db);
+/* A transaction sl_begin opened that SQLite itself rolled back (a trigger's
+ * RAISE(ROLLBACK), an I/O error): statements now would run outside it. */
+bool sl_txn_lost(const struct sl_db *db);
 
 /* Applies one I/U/D/T record inside the open transaction.  A missing table
  * is created from the record (columns, types and "pk"); a column missing

@@ -284,6 +284,11 @@ bool sl_in_txn(const struct sl_db *db)
 	return db->txn;
 }
 
+bool sl_txn_lost(const struct sl_db *db)
+{
+	return db->txn && sqlite3_get_autocommit(db->h);
+}
+
 static int prep_own(struct sl_db *db, sqlite3_stmt **st, const char *sql)
 {
 	if (*st)

@@ -216,6 +216,28 @@ Test(lossless, a_remote_change_sqlite_refuses_is_set_aside_not_retried_forever)
 	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
 }
 
+/* An app trigger that rolls the whole transaction back (RAISE(ROLLBACK))
+ * takes the pull's open transaction with it: the pull must stop there, not
+ * go on outside any transaction, where the change-capture triggers would
+ * take the next remote rows for local changes and push them back. */
+Test(lossless, a_trigger_that_rolls_the_pull_back_stops_the_batch_captures_nothing)
+{
+	char out[4096];
+	it_setup(&env, "rollbacktrig");
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'one')");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, "CREATE TRIGGER app_rolls_back BEFORE INSERT ON t WHEN NEW.v = 'rolled' "
+	                     "BEGIN SELECT RAISE(ROLLBACK, 'the app rolls this back'); END");
+	it_sql(&env, "BEGIN; INSERT INTO t VALUES (5, 'rolled'); INSERT INTO t VALUES (7, 'after'); COMMIT");
+	cr_assert_neq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0, "%s",
+	             it_sqlite_rows(&env, "SELECT * FROM _pgsqlite_changes"));
+	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM t WHERE id IN (5, 7)"), 0);
+	cr_assert_str_eq(it_pg_rows(&env, "SELECT id, v FROM t ORDER BY id"), "1|one\n5|rolled\n7|after\n");
+}
+
 /* Two clients push updates of the same rows in opposite orders, over and
  * over: no change is marked pushed unless Postgres committed it, and
  * every replica ends equal. */
