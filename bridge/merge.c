@@ -297,6 +297,19 @@ static int settle_moved(struct pgsb *b, const struct br_table *t, const struct d
 	return rc;
 }
 
+/* sl_pending_for_row with the error in err: 1 the row's own changes, 2 a
+ * move of another row onto its key, 3 both, 0 none, -1 error. */
+static int pending_at(struct pgsb *b, const struct br_table *t, const struct dec_field *key,
+                      size_t nkey, int64_t *seq, char *err, size_t cap)
+{
+	struct sl_err e = {0};
+	int pending = sl_pending_for_row(b->db, t->local, key, nkey, seq, &e);
+
+	if (pending < 0)
+		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+	return pending;
+}
+
 /* The row moved away to a key that has changes of its own pending (the
  * moved row changed again there, or the key was freed just before the
  * move): 1.  Settled here, the move would be dropped but not those
@@ -305,11 +318,8 @@ static int settle_moved(struct pgsb *b, const struct br_table *t, const struct d
 static int moved_key_busy(struct pgsb *b, const struct br_table *t, const struct dec_field *mkey,
                           size_t nmkey, char *err, size_t cap)
 {
-	struct sl_err e = {0};
-	int own = sl_pending_for_row(b->db, t->local, mkey, nmkey, NULL, &e);
+	int own = pending_at(b, t, mkey, nmkey, NULL, err, cap);
 
-	if (own < 0)
-		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
 	return own < 0 ? -1 : (own & 1) != 0;
 }
 
@@ -432,14 +442,11 @@ static int move_onto_pending(struct pgsb *b, const struct br_table *t, const str
 {
 	struct dec_field newk[64];
 	size_t nnew = rec->action == DEC_UPDATE && rec->nidentity ? new_key(rec, newk) : 0;
-	struct sl_err e = {0};
+	int64_t seq = 0;
 
 	if (nnew != nkey || nnew == 0 || same_key(key, newk, nnew))
 		return 0;
-	int64_t seq = 0;
-	int pending = sl_pending_for_row(b->db, t->local, newk, nnew, &seq, &e);
-	if (pending < 0)
-		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+	int pending = pending_at(b, t, newk, nnew, &seq, err, cap);
 	if (pending <= 0 || seq <= atomic_load(&b->push.inflight_seq))
 		return pending < 0 ? -1 : 0;
 	*apply = false;
@@ -477,18 +484,17 @@ static int row_state(struct pgsb *b, const struct br_table *t, const struct dec_
 		}
 	}
 	int64_t seq = 0, inflight = atomic_load(&b->push.inflight_seq);
-	int pending = sl_pending_for_row(b->db, t->local, key, nkey, &seq, &e);
-	if (pending < 0) {
-		snprintf(err, cap, "cannot check local changes of \"%s\": %s", t->local, e.msg);
+	int pending = pending_at(b, t, key, nkey, &seq, err, cap);
+	if (pending < 0)
 		return -1;
-	}
-	/* A move of another row onto this key, pending too (3): the local row
-	 * here is, or came from, the moved one.  Settling the key on the pull
-	 * would drop the row's own changes but leave the move, whose push
-	 * then re-creates the row in Postgres alone: its push settles it. */
+	/* The row's own change in flight: its push settles it.  Else a move of
+	 * another row onto this key (alone, or with the row's own changes):
+	 * the local row here is, or came from, the moved one, and settling
+	 * the key on the pull would drop the row's own changes but leave the
+	 * move, whose push then re-creates the row in Postgres alone. */
 	if (pending)
-		*state = pending == 2 ? MERGE_MOVE_TARGET : seq <= inflight ? MERGE_PUSHING
-		         : pending == 3 ? MERGE_MOVE_TARGET : MERGE_PENDING_LOCAL;
+		*state = (pending & 1) && seq <= inflight ? MERGE_PUSHING
+		         : (pending & 2) ? MERGE_MOVE_TARGET : MERGE_PENDING_LOCAL;
 	return 0;
 }
 

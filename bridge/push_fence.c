@@ -5,11 +5,12 @@
  * longer has, the push cannot see when it was deleted, and last-write-wins
  * needs that time.  The stream carries it: the pull notes here every
  * remote delete (or key move away) of a row it leaves to the push (in
- * flight, or pending behind a local key move), with its commit time.  In
- * `sync` the pull has read to the end before the push starts.  Before the push decides such a row, it puts a fence in the WAL (a
+ * flight, or pending behind a local key move), with its commit time.
+ * Before the push decides such a row, it puts a fence in the WAL (a
  * logical message naming this bridge's slot, from a connection without
  * our origin, so our own stream sees it) and waits, briefly, until the
- * pull has read past it: by then every delete committed before the push's
+ * pull has read past it (in `sync` the pull has read its stream before
+ * the push starts): by then every delete committed before the push's
  * statement has been noted. */
 #include <pthread.h>
 #include <stdio.h>

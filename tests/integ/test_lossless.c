@@ -193,6 +193,18 @@ Test(lossless, a_key_move_is_not_folded_into_the_row_that_takes_the_old_key)
 	assert_equal_tables(&env, "id, v", "t");
 }
 
+/* Table t (id, v) with row 1, a manual client initialised on it, and a
+ * trigger of the app's own on the synced SQLite table. */
+static void with_app_trigger(const char *name, const char *trigger_sql)
+{
+	it_setup(&env, name);
+	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
+	it_sql(&env, "INSERT INTO t VALUES (1, 'one')");
+	it_write_conf(&env, "manual", NULL);
+	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
+	it_sqlite_exec(&env, trigger_sql);
+}
+
 /* A remote change SQLite refuses (here a trigger of the app's own, added
  * to the synced table) cannot be applied: it is set aside, the stream
  * goes on, sync succeeds.  (A remote key move onto a key a pending local
@@ -201,13 +213,8 @@ Test(lossless, a_key_move_is_not_folded_into_the_row_that_takes_the_old_key)
 Test(lossless, a_remote_change_sqlite_refuses_is_set_aside_not_retried_forever)
 {
 	char out[4096];
-	it_setup(&env, "setaside");
-	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
-	it_sql(&env, "INSERT INTO t VALUES (1, 'one')");
-	it_write_conf(&env, "manual", NULL);
-	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
-	it_sqlite_exec(&env, "CREATE TRIGGER app_refuses BEFORE INSERT ON t WHEN NEW.v = 'refused' "
-	                     "BEGIN SELECT RAISE(ABORT, 'the app refuses this row'); END");
+	with_app_trigger("setaside", "CREATE TRIGGER app_refuses BEFORE INSERT ON t WHEN NEW.v = 'refused' "
+	                             "BEGIN SELECT RAISE(ABORT, 'the app refuses this row'); END");
 	it_sql(&env, "INSERT INTO t VALUES (5, 'refused')");
 	it_sql(&env, "INSERT INTO t VALUES (7, 'after')");
 	cr_assert_eq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
@@ -223,13 +230,8 @@ Test(lossless, a_remote_change_sqlite_refuses_is_set_aside_not_retried_forever)
 Test(lossless, a_trigger_that_rolls_the_pull_back_stops_the_batch_captures_nothing)
 {
 	char out[4096];
-	it_setup(&env, "rollbacktrig");
-	it_sql(&env, "CREATE TABLE t (id int PRIMARY KEY, v text)");
-	it_sql(&env, "INSERT INTO t VALUES (1, 'one')");
-	it_write_conf(&env, "manual", NULL);
-	cr_assert_eq(it_bridge(&env, "init", NULL, 0), 0);
-	it_sqlite_exec(&env, "CREATE TRIGGER app_rolls_back BEFORE INSERT ON t WHEN NEW.v = 'rolled' "
-	                     "BEGIN SELECT RAISE(ROLLBACK, 'the app rolls this back'); END");
+	with_app_trigger("rollbacktrig", "CREATE TRIGGER app_rolls_back BEFORE INSERT ON t WHEN NEW.v = 'rolled' "
+	                                 "BEGIN SELECT RAISE(ROLLBACK, 'the app rolls this back'); END");
 	it_sql(&env, "BEGIN; INSERT INTO t VALUES (5, 'rolled'); INSERT INTO t VALUES (7, 'after'); COMMIT");
 	cr_assert_neq(it_bridge(&env, "sync", out, sizeof out), 0, "%s", out);
 	cr_assert_eq(it_sqlite_int(&env, "SELECT count(*) FROM _pgsqlite_changes"), 0, "%s",
